@@ -1,0 +1,266 @@
+#include "control/control.hpp"
+#include <algorithm>
+#include "sched/scheduler.hpp"
+
+namespace lvsd {
+namespace {
+
+using namespace proto;
+
+Addr read_addr(const uint32_t* w) {
+  Addr a;
+  for (int i = 0; i < 4; ++i) store32(a.b + 4 * i, w[i]);
+  return a;
+}
+Mac read_mac(uint32_t hi, uint32_t lo) {
+  Mac m;
+  store32(m.b, hi);
+  store16(m.b + 4, uint16_t(lo));
+  return m;
+}
+bool valid_af(uint32_t af) { return af == AF_V4 || af == AF_V6; }
+bool valid_fwd(uint32_t f) { return f == FWD_NAT || f == FWD_DIRECT || f == FWD_TUNNEL; }
+
+// Payload sizes (words, without the header) of the fixed-size commands.
+constexpr uint32_t kSetInterfaceWords = 11;
+constexpr uint32_t kSetServiceWords = 17;
+constexpr uint32_t kSetRealWords = 16;
+
+}  // namespace
+
+Control::Control(const Shared& shared, std::vector<WorkerSync>& workers, EventSink events,
+                 std::function<void()> wake_workers)
+    : shared_(shared), workers_(workers), commands_(shared.command_ring()), events_(events),
+      wake_workers_(std::move(wake_workers)),
+      builder_(shared.layout().max_services, shared.layout().max_reals) {
+  auto* first = new Snapshot(builder_);
+  first->index();
+  current_.store(first);
+}
+
+Control::~Control() {
+  for (auto* s : retired_) delete s;
+  delete current_.load();
+}
+
+bool Control::step() {
+  bool any = false;
+  while (const uint32_t* msg = commands_.peek()) {
+    apply(msg);
+    commands_.pop(msg);
+    any = true;
+  }
+  if (commands_.corrupt() && !reported_corrupt_) {
+    reported_corrupt_ = true;
+    reject(0, REJ_RING_CORRUPT);
+  }
+  reclaim();
+  release_drained();
+  events_.flush();
+  return any;
+}
+
+void Control::reject(uint32_t op, uint32_t code) {
+  const uint32_t p[2] = {op, code};
+  events_.emit(EV_REJECTED, p, 2);
+}
+
+void Control::apply(const uint32_t* msg) {
+  const uint32_t op = msg[0] >> 16;
+  const uint32_t n = (msg[0] & 0xffff) - 1;
+  const uint32_t* w = msg + 1;
+  const uint32_t max_services = uint32_t(builder_.services.size());
+  const uint32_t max_reals = uint32_t(builder_.reals.size());
+  switch (op) {
+    case OP_SET_INTERFACE: {
+      if (n != kSetInterfaceWords) return reject(op, REJ_BAD_LENGTH);
+      if (w[0] >= kMaxInterfaces) return reject(op, REJ_BAD_SLOT);
+      if (w[1] < 68 || w[1] > 65535 || w[2] > 4094) return reject(op, REJ_BAD_FIELD);
+      InterfaceCfg& i = builder_.ifaces[w[0]];
+      i.present = true;
+      i.mtu = w[1];
+      i.vlan = uint16_t(w[2]);
+      i.has_v4 = w[3] & 1;
+      i.has_v6 = w[3] & 2;
+      i.mac = read_mac(w[4], w[5]);
+      i.v4 = Addr{};
+      store32(i.v4.b, w[6]);
+      i.v6 = read_addr(w + 7);
+      return;
+    }
+    case OP_DEL_INTERFACE:
+      if (n != 1) return reject(op, REJ_BAD_LENGTH);
+      if (w[0] >= kMaxInterfaces) return reject(op, REJ_BAD_SLOT);
+      builder_.ifaces[w[0]] = InterfaceCfg{};
+      return;
+    case OP_SET_SERVICE: {
+      if (n != kSetServiceWords) return reject(op, REJ_BAD_LENGTH);
+      const uint32_t slot = w[0];
+      if (slot >= max_services) return reject(op, REJ_BAD_SLOT);
+      const bool fw = w[4] != 0;
+      if (!valid_af(w[1]) || (!fw && w[2] != PROTO_TCP && w[2] != PROTO_UDP) || w[3] > 65535 ||
+          w[8] > 128)
+        return reject(op, REJ_BAD_FIELD);
+      if (!make_scheduler(uint8_t(w[5]), LoadView{})) return reject(op, REJ_BAD_FIELD);
+      ServiceCfg& s = builder_.services[slot];
+      if (!s.present) s.reals.clear();
+      drain_services_.erase(std::remove_if(drain_services_.begin(), drain_services_.end(),
+                                           [&](const Drain& d) { return d.slot == slot; }),
+                            drain_services_.end());
+      s.present = true;
+      s.af = uint8_t(w[1]);
+      s.proto = fw ? 0 : uint8_t(w[2]);
+      s.port = fw ? 0 : uint16_t(w[3]);
+      s.fwmark = w[4];
+      s.sched = uint8_t(w[5]);
+      s.flags = w[6];
+      s.persist_s = w[7];
+      s.pmask_plen = uint8_t(w[8]);
+      s.vip = fw ? Addr{} : read_addr(w + 9);
+      s.pmask = read_addr(w + 13);
+      s.version = next_version_++;
+      return;
+    }
+    case OP_DEL_SERVICE:
+      if (n != 1) return reject(op, REJ_BAD_LENGTH);
+      if (w[0] >= max_services || !builder_.services[w[0]].present) return reject(op, REJ_BAD_SLOT);
+      delete_service(w[0]);
+      return;
+    case OP_SET_REAL: {
+      if (n != kSetRealWords) return reject(op, REJ_BAD_LENGTH);
+      const uint32_t slot = w[0], svc = w[1];
+      if (slot >= max_reals || svc >= max_services || !builder_.services[svc].present)
+        return reject(op, REJ_BAD_SLOT);
+      ServiceCfg& s = builder_.services[svc];
+      if (!valid_af(w[2]) || w[3] > 65535 || w[4] > 65535 || !valid_fwd(w[5]) ||
+          w[8] >= kMaxInterfaces || (w[2] != s.af && w[5] != FWD_TUNNEL))
+        return reject(op, REJ_BAD_FIELD);
+      RealCfg& r = builder_.reals[slot];
+      if (r.present && r.svc != svc) return reject(op, REJ_BAD_SLOT);
+      drain_reals_.erase(std::remove_if(drain_reals_.begin(), drain_reals_.end(),
+                                        [&](const Drain& d) { return d.slot == slot; }),
+                         drain_reals_.end());
+      if (!r.present) s.reals.insert(s.reals.begin(), slot);  // IPVS: list_add at the head
+      r.present = true;
+      r.svc = svc;
+      r.af = uint8_t(w[2]);
+      r.port = uint16_t(w[3]);
+      r.weight = int32_t(w[4]);
+      r.fwd = uint8_t(w[5]);
+      r.u_thresh = w[6];
+      r.l_thresh = w[7];
+      r.iface = uint16_t(w[8]);
+      r.mac = read_mac(w[10], w[11]);
+      r.addr = read_addr(w + 12);
+      s.version = next_version_++;
+      return;
+    }
+    case OP_DEL_REAL:
+      if (n != 1) return reject(op, REJ_BAD_LENGTH);
+      if (w[0] >= max_reals || !builder_.reals[w[0]].present) return reject(op, REJ_BAD_SLOT);
+      delete_real(w[0]);
+      return;
+    case OP_SET_TIMEOUTS:
+      if (n < 1 || w[0] > S_COUNT || n != 1 + w[0]) return reject(op, REJ_BAD_LENGTH);
+      for (uint32_t i = 0; i < w[0]; ++i)
+        if (w[1 + i]) builder_.timeout_ms[i] = w[1 + i];  // 0 = unchanged (ipvsadm --set)
+      return;
+    case OP_CLEAR:
+      for (uint32_t s = 0; s < max_services; ++s)
+        if (builder_.services[s].present) delete_service(s);
+      return;
+    case OP_COMMIT:
+      if (n != 2) return reject(op, REJ_BAD_LENGTH);
+      commit(uint64_t(w[1]) << 32 | w[0]);
+      return;
+    case OP_DUMP_CONNS:
+      if (n != 1) return reject(op, REJ_BAD_LENGTH);
+      for (auto& ws : workers_) ws.dump_request.store(w[0] ? w[0] : 1, std::memory_order_release);
+      if (wake_workers_) wake_workers_();
+      return;
+    default:
+      return reject(op, REJ_UNKNOWN_OPCODE);
+  }
+}
+
+void Control::delete_real(uint32_t slot) {
+  RealCfg& r = builder_.reals[slot];
+  ServiceCfg& s = builder_.services[r.svc];
+  s.reals.erase(std::remove(s.reals.begin(), s.reals.end(), slot), s.reals.end());
+  s.version = next_version_++;
+  drain_reals_.push_back(Drain{slot, r.svc, 0});
+  r = RealCfg{};
+}
+
+void Control::delete_service(uint32_t slot) {
+  ServiceCfg& s = builder_.services[slot];
+  while (!s.reals.empty()) delete_real(s.reals.front());
+  drain_services_.push_back(Drain{slot, NIL, 0});
+  s = ServiceCfg{};
+}
+
+void Control::commit(uint64_t gen) {
+  builder_.gen = gen;
+  for (auto& d : drain_reals_) if (!d.gen) d.gen = gen;
+  for (auto& d : drain_services_) if (!d.gen) d.gen = gen;
+  auto* snap = new Snapshot(builder_);
+  snap->index();
+  retired_.push_back(current_.exchange(snap, std::memory_order_seq_cst));
+  const uint32_t p[2] = {uint32_t(gen), uint32_t(gen >> 32)};
+  events_.emit(EV_APPLIED, p, 2);
+}
+
+bool Control::workers_past(uint64_t gen) const {
+  for (const auto& w : workers_) {
+    const uint64_t seen = w.seen.load(std::memory_order_seq_cst);
+    if (seen == WorkerSync::kQuiescent) continue;
+    if (seen < gen) return false;  // includes 0: the worker is picking up a snapshot
+  }
+  return true;
+}
+
+void Control::reclaim() {
+  auto it = std::remove_if(retired_.begin(), retired_.end(), [&](const Snapshot* s) {
+    if (!workers_past(s->gen + 1)) return false;
+    delete s;
+    return true;
+  });
+  retired_.erase(it, retired_.end());
+}
+
+uint64_t Control::real_refs(uint32_t slot) const {
+  uint64_t refs = 0;
+  for (uint32_t w = 0; w < workers_.size(); ++w) {
+    const uint64_t* c = shared_.real_counters(w, slot);
+    refs += get(c + SC_ACTIVE) + get(c + SC_INACTIVE) + get(c + SC_PERSIST);
+  }
+  return refs;
+}
+
+void Control::zero_counters(bool service, uint32_t slot) {
+  for (uint32_t w = 0; w < workers_.size(); ++w) {
+    uint64_t* c = service ? shared_.service_counters(w, slot) : shared_.real_counters(w, slot);
+    for (uint32_t i = 0; i < SC_COUNT; ++i) put(c + i, 0);
+  }
+}
+
+void Control::release_drained() {
+  auto reals_end = std::remove_if(drain_reals_.begin(), drain_reals_.end(), [&](const Drain& d) {
+    if (!d.gen || !workers_past(d.gen) || real_refs(d.slot) != 0) return false;
+    zero_counters(false, d.slot);
+    events_.emit(EV_REAL_RELEASED, &d.slot, 1);
+    return true;
+  });
+  drain_reals_.erase(reals_end, drain_reals_.end());
+  auto svc_end = std::remove_if(drain_services_.begin(), drain_services_.end(), [&](const Drain& d) {
+    if (!d.gen || !workers_past(d.gen)) return false;
+    for (const auto& r : drain_reals_)
+      if (r.svc == d.slot) return false;
+    zero_counters(true, d.slot);
+    events_.emit(EV_SERVICE_RELEASED, &d.slot, 1);
+    return true;
+  });
+  drain_services_.erase(svc_end, drain_services_.end());
+}
+
+}  // namespace lvsd

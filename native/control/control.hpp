@@ -1,0 +1,55 @@
+// The control side of the dataplane: consumes the command ring, keeps the configuration being
+// built, publishes immutable snapshots on commit, frees old ones once every worker has moved
+// on (epochs), and releases slots of deleted services/reals once no connection uses them.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <vector>
+#include "control/snapshot.hpp"
+#include "engine/shared.hpp"
+
+namespace lvsd {
+
+class Control {
+ public:
+  Control(const Shared& shared, std::vector<WorkerSync>& workers, EventSink events,
+          std::function<void()> wake_workers);
+  ~Control();
+
+  // Drain the command ring and do the periodic work. True when a command was consumed.
+  bool step();
+  const Snapshot* current() const { return current_.load(std::memory_order_seq_cst); }
+
+ private:
+  struct Drain {
+    uint32_t slot;
+    uint32_t svc;   // for reals: the service it belonged to
+    uint64_t gen;   // first generation without it (0 = not committed yet)
+  };
+
+  void apply(const uint32_t* msg);
+  void reject(uint32_t op, uint32_t code);
+  void commit(uint64_t gen);
+  void delete_real(uint32_t slot);
+  void delete_service(uint32_t slot);
+  void reclaim();
+  void release_drained();
+  bool workers_past(uint64_t gen) const;
+  uint64_t real_refs(uint32_t slot) const;
+  void zero_counters(bool service, uint32_t slot);
+
+  const Shared& shared_;
+  std::vector<WorkerSync>& workers_;
+  Ring commands_;
+  EventSink events_;
+  std::function<void()> wake_workers_;
+  Snapshot builder_;
+  std::atomic<const Snapshot*> current_;
+  std::vector<const Snapshot*> retired_;
+  std::vector<Drain> drain_reals_, drain_services_;
+  uint32_t next_version_ = 1;
+  bool reported_corrupt_ = false;
+};
+
+}  // namespace lvsd

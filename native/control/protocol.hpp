@@ -1,0 +1,68 @@
+// The command and event vocabulary between the TypeScript control plane and the dataplane.
+// src/dataplane/protocol.ts mirrors these numbers; test/dataplane/protocol.test.ts checks that
+// the two agree (the addon exports this table through bindings/).
+#pragma once
+#include <cstdint>
+
+namespace lvsd::proto {
+
+// Commands, TS -> native. Payload word layouts are documented per opcode; addresses are 4
+// words, each holding 4 address bytes big-endian (IPv4 uses the first word).
+enum Op : uint32_t {
+  // [id, mtu, vlan, flags(bit0 has ipv4, bit1 has ipv6), mac_hi32, mac_lo16, v4, v6 x4]
+  OP_SET_INTERFACE = 1,
+  OP_DEL_INTERFACE = 2,  // [id]
+  // [slot, af, proto, port, fwmark, sched, flags, persist_s, pmask_plen, vip x4, pmask x4]
+  OP_SET_SERVICE = 3,
+  OP_DEL_SERVICE = 4,  // [slot]
+  // [slot, svc, af, port, weight, fwd, u_thresh, l_thresh, iface, flags(bit0 new: insert at
+  //  the head of the service's list, as IPVS does), mac_hi32, mac_lo16, addr x4]
+  OP_SET_REAL = 5,
+  OP_DEL_REAL = 6,  // [slot]
+  OP_SET_TIMEOUTS = 7,  // [count, ms x count]: per-state timeouts in kTimeout order
+  OP_CLEAR = 8,         // []: delete every service and real (ipvsadm -C)
+  OP_COMMIT = 9,        // [gen_lo, gen_hi]: publish everything since the last commit
+  OP_DUMP_CONNS = 10,   // [request]: every worker serialises its connection table
+};
+
+// Events, native -> TS (one ring per producer: the control thread and each worker).
+enum Ev : uint32_t {
+  EV_APPLIED = 1,           // [gen_lo, gen_hi]: every worker will use this configuration
+  EV_REAL_RELEASED = 2,     // [slot]: a deleted real has no connection left; slot reusable
+  EV_SERVICE_RELEASED = 3,  // [slot]
+  EV_REJECTED = 4,          // [opcode, code]: a command failed native checks (a bug in TS)
+  EV_DUMP_READY = 5,        // [worker, request]
+  EV_NEIGH_MISS = 6,        // [iface, af, addr x4]: a real's MAC address is unknown
+};
+
+enum RejectCode : uint32_t {
+  REJ_BAD_LENGTH = 1,
+  REJ_BAD_SLOT = 2,
+  REJ_BAD_FIELD = 3,
+  REJ_UNKNOWN_OPCODE = 4,
+  REJ_RING_CORRUPT = 5,
+};
+
+// Per-slot counters for services and reals (ipvsadm --stats, and the live counts).
+enum SlotCounter : uint32_t {
+  SC_CONNS = 0,
+  SC_INPKTS,
+  SC_OUTPKTS,
+  SC_INBYTES,
+  SC_OUTBYTES,
+  SC_ACTIVE,    // active connections (TCP in ESTABLISHED/SYN states) bound here
+  SC_INACTIVE,  // other connections
+  SC_PERSIST,   // persistence templates
+  SC_COUNT,
+};
+
+// Connection states, IPVS numbering for TCP; UDP and ICMP follow.
+enum State : uint8_t {
+  S_NONE = 0, S_ESTABLISHED, S_SYN_SENT, S_SYN_RECV, S_FIN_WAIT, S_TIME_WAIT, S_CLOSE,
+  S_CLOSE_WAIT, S_LAST_ACK, S_LISTEN, S_SYNACK, S_UDP, S_ICMP, S_COUNT
+};
+
+enum Fwd : uint8_t { FWD_NAT = 0, FWD_DIRECT = 3, FWD_TUNNEL = 2 };  // IPVS MASQ/DROUTE/TUNNEL
+enum Sched : uint8_t { SCH_RR = 1 };
+
+}  // namespace lvsd::proto

@@ -1,0 +1,574 @@
+#include "engine/worker.hpp"
+#include <algorithm>
+#include <cstring>
+#include "flow/tcp_state.hpp"
+#include "packet/rewrite.hpp"
+
+namespace lvsd {
+namespace {
+
+using namespace proto;
+
+constexpr uint32_t kIcmpBurst = 50;          // ICMP errors: 1000/s, bursts of 50 (Linux defaults)
+constexpr uint64_t kNeighMissEveryMs = 1000; // report an unresolved next hop at most once a second
+constexpr uint64_t kTemplateRetryMs = 60000; // IPVS retries expiry of a controlling entry after 60 s
+
+bool is_new_syn(uint8_t f) { return (f & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) == TCP_SYN; }
+uint16_t ethertype(uint8_t af) { return af == AF_V4 ? ETH_P_IPV4 : ETH_P_IPV6; }
+
+}  // namespace
+
+Worker::Worker(uint32_t id, const Shared& shared, WorkerSync& sync, const Control& control, Clock clock,
+               EventSink events, uint32_t conn_capacity, uint64_t seed)
+    : id_(id), shared_(shared), sync_(sync), control_(control), clock_(clock), events_(events),
+      table_(conn_capacity, seed), globals_(shared.globals(id)), loads_(shared.loads()),
+      sched_(shared.layout().max_services), neigh_miss_at_(shared.layout().max_reals, 0) {}
+
+// ---------------------------------------------------------------------------------------------
+// Batches, snapshots and housekeeping
+
+void Worker::begin_batch() {
+  if (quiescent_) {
+    sync_.seen.store(0, std::memory_order_seq_cst);  // "acquiring": see Control::workers_past
+    quiescent_ = false;
+  }
+  const Snapshot* s = control_.current();
+  if (s != snap_) {
+    on_snapshot(s);
+    snap_ = s;
+    count(C_SNAPSHOTS);
+  }
+  sync_.seen.store(s->gen, std::memory_order_seq_cst);
+  now_ = clock_.now_ms();
+}
+
+void Worker::quiesce() {
+  if (quiescent_) return;
+  sync_.seen.store(WorkerSync::kQuiescent, std::memory_order_seq_cst);
+  quiescent_ = true;
+  snap_ = nullptr;  // may be freed from now on
+}
+
+void Worker::on_snapshot(const Snapshot* s) {
+  for (uint32_t slot = 0; slot < sched_.size(); ++slot) {
+    const ServiceCfg& svc = s->services[slot];
+    SchedEntry& e = sched_[slot];
+    if (!svc.present) {
+      e = SchedEntry{};
+      continue;
+    }
+    if (!e.sched || e.kind != svc.sched) {
+      e.sched = make_scheduler(svc.sched, loads_);
+      e.kind = svc.sched;
+      e.version = 0;
+    }
+    if (e.sched && e.version != svc.version) {
+      e.sched->update(*s, svc);
+      e.version = svc.version;
+    }
+  }
+}
+
+uint32_t Worker::step() {
+  begin_batch();
+  Packet pkts[kBatch];
+  const uint32_t n = port_ ? port_->receive(pkts, kBatch) : 0;
+  gen_n_ = 0;
+  for (uint32_t i = 0; i < n; ++i) process(pkts[i]);
+  if (n) {
+    count(C_DROP_TX_FULL, port_->complete(pkts, n));
+    count(C_BATCHES);
+  }
+  if (gen_n_) count(C_DROP_TX_FULL, port_->complete(gen_, gen_n_));
+  housekeeping();
+  events_.flush();
+  return n;
+}
+
+void Worker::housekeeping() {
+  if (now_ > last_sweep_) {
+    const uint64_t hw = table_.high_water();
+    const uint64_t elapsed = now_ - last_sweep_;
+    last_sweep_ = now_;
+    if (hw) sweep(uint32_t(std::min<uint64_t>(hw, hw * elapsed / kSweepPeriodMs + 1)));
+  }
+  put(globals_ + C_CONN_COUNT, table_.size());
+  const uint32_t req = sync_.dump_request.load(std::memory_order_acquire);
+  if (req && !dump_request_ && !sync_.dump_ready.load(std::memory_order_acquire)) {
+    dump_request_ = req;
+    dump_cursor_ = 0;
+    dump_.clear();
+  }
+  if (dump_request_) progress_dump();
+}
+
+void Worker::sweep(uint32_t budget) {
+  const uint32_t hw = table_.high_water();
+  for (uint32_t k = 0; k < budget; ++k) {
+    if (sweep_cursor_ >= hw) sweep_cursor_ = 0;
+    const uint32_t i = sweep_cursor_++;
+    const Conn& c = table_.at(i);
+    if ((c.flags & CF_IN_USE) && c.expires <= now_) expire(i);
+  }
+}
+
+void Worker::progress_dump() {
+  // A slice per batch (all of it when the clock is manual): a dump never stalls the packet path.
+  const uint32_t hw = table_.high_water();
+  const uint32_t slice = clock_.manual() ? hw : 16384;
+  const uint32_t end = std::min(hw, dump_cursor_ + slice);
+  for (; dump_cursor_ < end; ++dump_cursor_) {
+    const Conn& c = table_.at(dump_cursor_);
+    if (!(c.flags & CF_IN_USE) || c.expires <= now_) continue;
+    uint8_t r[kDumpRecordBytes] = {};
+    r[0] = c.proto; r[1] = c.af; r[2] = c.daf; r[3] = c.state; r[4] = c.fwd;
+    std::memcpy(r + 6, &c.flags, 2);
+    std::memcpy(r + 8, &c.cport, 2);
+    std::memcpy(r + 10, &c.vport, 2);
+    std::memcpy(r + 12, &c.dport, 2);
+    std::memcpy(r + 16, &c.svc, 4);
+    std::memcpy(r + 20, &c.real, 4);
+    std::memcpy(r + 24, &c.fwmark, 4);
+    std::memcpy(r + 28, &c.n_control, 4);
+    const uint32_t left = uint32_t(std::min<uint64_t>(c.expires - now_, 0xffffffffu));
+    std::memcpy(r + 32, &left, 4);
+    std::memcpy(r + 36, &c.in_pkts, 4);
+    std::memcpy(r + 40, c.caddr.b, 16);
+    std::memcpy(r + 56, c.vaddr.b, 16);
+    std::memcpy(r + 72, c.daddr.b, 16);
+    dump_.insert(dump_.end(), r, r + kDumpRecordBytes);
+  }
+  if (dump_cursor_ >= hw) {
+    const uint32_t p[2] = {id_, dump_request_};
+    sync_.dump_request.store(0, std::memory_order_relaxed);
+    sync_.dump_ready.store(dump_request_, std::memory_order_release);
+    dump_request_ = 0;
+    events_.emit(EV_DUMP_READY, p, 2);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection lifecycle
+
+uint32_t Worker::alloc_conn() {
+  uint32_t i = table_.alloc();
+  if (i != NIL) return i;
+  // Full. First reclaim anything already expired near the sweep cursor...
+  sweep(64);
+  if ((i = table_.alloc()) != NIL) return i;
+  // ...then evict the oldest embryonic entry (SYN flood policy); established flows are never
+  // evicted for a new one: if nothing is embryonic, the new connection is refused.
+  const uint32_t victim = table_.embryonic_oldest();
+  if (victim == NIL) return NIL;
+  destroy(victim);
+  count(C_CONN_EVICTED);
+  return table_.alloc();
+}
+
+bool Worker::expire(uint32_t i) {
+  Conn& c = table_.at(i);
+  if (c.n_control) {
+    c.expires = now_ + kTemplateRetryMs;
+    return false;
+  }
+  destroy(i);
+  count(C_CONN_EXPIRED);
+  return true;
+}
+
+void Worker::destroy(uint32_t i) {
+  Conn& c = table_.at(i);
+  if (c.real != NIL) {
+    uint64_t* rc = real_ctr(c.real);
+    drop_one(rc + ((c.flags & CF_TEMPLATE) ? SC_PERSIST : (c.flags & CF_INACTIVE) ? SC_INACTIVE : SC_ACTIVE));
+  }
+  if (c.control != NIL) {
+    Conn& t = table_.at(c.control);
+    if (t.n_control) --t.n_control;
+  }
+  table_.release(i);
+}
+
+void Worker::set_state(Conn& c, uint8_t state) {
+  if (c.real != NIL && !(c.flags & CF_TEMPLATE)) {
+    uint64_t* rc = real_ctr(c.real);
+    const bool active = tcp::is_active(state);
+    if (!(c.flags & CF_INACTIVE) && !active) {
+      drop_one(rc + SC_ACTIVE);
+      bump(rc + SC_INACTIVE);
+      c.flags |= CF_INACTIVE;
+    } else if ((c.flags & CF_INACTIVE) && active) {
+      drop_one(rc + SC_INACTIVE);
+      bump(rc + SC_ACTIVE);
+      c.flags &= ~CF_INACTIVE;
+    }
+  }
+  c.state = state;
+  c.timeout_ms = snap_->timeout_ms[state];
+}
+
+void Worker::touch(Conn& c) {
+  ++c.in_pkts;
+  c.expires = now_ + c.timeout_ms;
+  if (c.flags & CF_EMBRYONIC) {
+    const bool still = c.proto == PROTO_TCP ? tcp::is_embryonic(c.state)
+                                            : !(c.flags & CF_REPLIED) && c.in_pkts < 2;
+    if (!still) table_.embryonic_remove(uint32_t(&c - &table_.at(0)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The packet path
+
+void Worker::process(Packet& p) {
+  count(C_RX_PACKETS);
+  count(C_RX_BYTES, p.len);
+  PacketView pv;
+  const ParseStatus st = parse_frame(p.data, p.len, pv);
+  Verdict v;
+  if (st == ParseStatus::Ok) {
+    v = pv.icmp_error ? handle_icmp(p, pv) : handle(p, pv);
+  } else if (st == ParseStatus::NotIp || st == ParseStatus::Unhandled) {
+    v = Verdict::Pass;
+  } else {
+    count(Counter(C_DROP_PARSE_BASE + uint32_t(st)));
+    v = Verdict::Drop;
+  }
+  p.verdict = v;
+  if (v == Verdict::Pass) count(C_PASS_PACKETS);
+}
+
+Verdict Worker::handle(Packet& p, PacketView& pv) {
+  // 1. A packet of a known connection, client -> VIP.
+  const uint64_t h = table_.hash(pv.proto, pv.af, pv.src, pv.sport);
+  uint32_t ci = table_.find_in(h, pv.proto, pv.af, pv.src, pv.sport, pv.dst, pv.dport, false);
+  if (ci != NIL) {
+    Conn& c = table_.at(ci);
+    if (c.expires <= now_) {
+      if (expire(ci)) ci = NIL;
+    } else if (pv.proto == PROTO_TCP && is_new_syn(pv.tcp_flags) && c.n_control == 0 &&
+               (c.state == S_TIME_WAIT || c.state == S_CLOSE)) {
+      // conn_reuse_mode 1: a new SYN on a closing connection is a new connection.
+      destroy(ci);
+      count(C_CONN_REUSED);
+      ci = NIL;
+    }
+    if (ci != NIL) {
+      if (pv.proto == PROTO_TCP) {
+        const tcp::Dir dir = (c.flags & CF_NOOUTPUT) ? tcp::DIR_INPUT_ONLY : tcp::DIR_INPUT;
+        set_state(c, tcp::next_state(dir, pv.tcp_flags, c.state));
+      }
+      touch(c);
+      return to_real(p, pv, c, false);
+    }
+  }
+  // 2. A new connection to a virtual service.
+  const uint32_t svc = snap_->find_service(0, pv.proto, pv.af, pv.dst, pv.dport);
+  if (svc != NIL) return new_conn(p, pv, svc, h);
+  // 3. A NAT reply, real -> client.
+  const uint64_t h2 = table_.hash(pv.proto, pv.af, pv.dst, pv.dport);
+  ci = table_.find_out(h2, pv.proto, pv.af, pv.dst, pv.dport, pv.src, pv.sport);
+  if (ci != NIL) {
+    Conn& c = table_.at(ci);
+    if (c.expires <= now_) {
+      expire(ci);
+    } else if (c.fwd == FWD_NAT) {
+      if (pv.proto == PROTO_TCP) {
+        c.flags &= ~CF_NOOUTPUT;
+        set_state(c, tcp::next_state(tcp::DIR_OUTPUT, pv.tcp_flags, c.state));
+      }
+      c.flags |= CF_REPLIED;
+      touch(c);
+      return to_client(p, pv, c, false);
+    }
+  }
+  return Verdict::Pass;
+}
+
+Verdict Worker::handle_icmp(Packet& p, PacketView& pv) {
+  const Quoted& q = pv.inner;
+  // An error about a VIP -> client packet, on its way to the VIP: relay it to the real.
+  const uint64_t h = table_.hash(q.proto, q.af, q.dst, q.dport);
+  uint32_t ci = table_.find_in(h, q.proto, q.af, q.dst, q.dport, q.src, q.sport, false);
+  if (ci != NIL && table_.at(ci).expires > now_) return to_real(p, pv, table_.at(ci), true);
+  // An error about a client -> real packet, from the real's side: relay it to the client.
+  const uint64_t h2 = table_.hash(q.proto, q.af, q.src, q.sport);
+  ci = table_.find_out(h2, q.proto, q.af, q.src, q.sport, q.dst, q.dport);
+  if (ci != NIL && table_.at(ci).fwd == FWD_NAT && table_.at(ci).expires > now_)
+    return to_client(p, pv, table_.at(ci), true);
+  return Verdict::Pass;
+}
+
+Verdict Worker::new_conn(Packet& p, PacketView& pv, uint32_t svc_slot, uint64_t h) {
+  if (pv.proto == PROTO_TCP && ((pv.tcp_flags & (TCP_SYN | TCP_RST)) != TCP_SYN)) {
+    count(C_PASS_NO_CONN);  // IPVS schedules only on SYN; the kernel answers the rest (RST)
+    return Verdict::Pass;
+  }
+  const ServiceCfg& svc = snap_->services[svc_slot];
+  Scheduler* sched = sched_[svc_slot].sched.get();
+  const uint32_t rs = sched ? sched->schedule(*snap_, svc, pv) : NIL;
+  if (rs == NIL) {
+    count(C_DROP_NO_DEST);
+    send_icmp(p, pv, pv.af == AF_V4 ? 3 : 1, pv.af == AF_V4 ? 3 : 4, 0);  // port unreachable
+    return Verdict::Drop;
+  }
+  const RealCfg& r = snap_->reals[rs];
+  const uint32_t i = alloc_conn();
+  if (i == NIL) {
+    count(C_DROP_TABLE_FULL);
+    return Verdict::Drop;
+  }
+  Conn& c = table_.at(i);
+  c.proto = pv.proto;
+  c.af = pv.af;
+  c.daf = r.af;
+  c.caddr = pv.src;
+  c.cport = pv.sport;
+  c.vaddr = pv.dst;
+  c.vport = pv.dport;
+  c.daddr = r.addr;
+  c.dport = r.port ? r.port : pv.dport;  // firewall-mark reals with port 0 keep the client's port
+  c.svc = svc_slot;
+  c.real = rs;
+  c.fwmark = svc.fwmark;
+  c.fwd = r.fwd;
+  c.flags |= CF_INACTIVE | (r.fwd != FWD_NAT ? CF_NOOUTPUT : 0);
+  std::memcpy(c.client_mac.b, p.data + 6, 6);
+  c.client_iface = p.iface;
+  table_.link(i, h);
+  table_.embryonic_push(i);
+  bump(real_ctr(rs) + SC_INACTIVE);
+  bump(real_ctr(rs) + SC_CONNS);
+  bump(svc_ctr(svc_slot) + SC_CONNS);
+  count(C_CONN_CREATED);
+  c.state = S_NONE;
+  if (pv.proto == PROTO_TCP) {
+    const tcp::Dir dir = (c.flags & CF_NOOUTPUT) ? tcp::DIR_INPUT_ONLY : tcp::DIR_INPUT;
+    set_state(c, tcp::next_state(dir, pv.tcp_flags, S_NONE));
+  } else {
+    set_state(c, S_UDP);
+  }
+  touch(c);
+  return to_real(p, pv, c, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forwarding
+
+Verdict Worker::to_real(Packet& p, PacketView& pv, Conn& c, bool icmp) {
+  const RealCfg* r = snap_->real(c.real);
+  if (!r) {
+    count(C_DROP_DEST_GONE);  // expire_nodest_conn = 0: wait for the entry to time out
+    return Verdict::Drop;
+  }
+  bump(svc_ctr(c.svc) + SC_INPKTS);
+  bump(svc_ctr(c.svc) + SC_INBYTES, pv.ip_len);
+  bump(real_ctr(c.real) + SC_INPKTS);
+  bump(real_ctr(c.real) + SC_INBYTES, pv.ip_len);
+
+  const InterfaceCfg* ifc = snap_->iface(r->iface);
+  if (!ifc) {
+    count(C_DROP_NO_IFACE);
+    return Verdict::Drop;
+  }
+  if (r->mac.is_zero()) {
+    neighbour_miss(c.real, *r);
+    count(C_DROP_NO_NEIGHBOUR);
+    return Verdict::Drop;
+  }
+  if (pv.ttl <= 1) {
+    time_exceeded(p, pv);
+    return Verdict::Drop;
+  }
+  const bool tunnel = c.fwd == FWD_TUNNEL;
+  const uint32_t overhead = tunnel ? (r->af == AF_V4 ? 20 : 40) : 0;
+  const bool needs_frag = pv.ip_len + overhead > ifc->mtu;
+  if (needs_frag && (pv.af != AF_V4 || pv.df)) {
+    too_big(p, pv, ifc->mtu - overhead);
+    return Verdict::Drop;
+  }
+  rw::dec_ttl(p.data, pv);
+  if (c.fwd == FWD_NAT) {
+    if (icmp) rw::nat_icmp(p.data, pv, true, c.daddr, c.dport);
+    else rw::nat(p.data, pv, true, c.daddr, c.dport);
+  }
+  if (needs_frag) return fragment(p, pv, ifc->mtu - overhead, *ifc, r->iface, r->mac, tunnel ? r : nullptr);
+  if (tunnel) return encapsulate(p, pv.l3, pv.ip_len, *ifc, *r);
+  return transmit(p, pv.l3, pv.ip_len, *ifc, r->iface, r->mac, ethertype(pv.af));
+}
+
+Verdict Worker::to_client(Packet& p, PacketView& pv, Conn& c, bool icmp) {
+  bump(svc_ctr(c.svc) + SC_OUTPKTS);
+  bump(svc_ctr(c.svc) + SC_OUTBYTES, pv.ip_len);
+  if (c.real != NIL) {
+    bump(real_ctr(c.real) + SC_OUTPKTS);
+    bump(real_ctr(c.real) + SC_OUTBYTES, pv.ip_len);
+  }
+  const InterfaceCfg* ifc = snap_->iface(c.client_iface);
+  if (!ifc) {
+    count(C_DROP_NO_IFACE);
+    return Verdict::Drop;
+  }
+  if (pv.ttl <= 1) {
+    time_exceeded(p, pv);
+    return Verdict::Drop;
+  }
+  const bool needs_frag = pv.ip_len > ifc->mtu;
+  if (needs_frag && (pv.af != AF_V4 || pv.df)) {
+    too_big(p, pv, ifc->mtu);
+    return Verdict::Drop;
+  }
+  rw::dec_ttl(p.data, pv);
+  if (icmp) rw::nat_icmp(p.data, pv, false, c.vaddr, c.vport);
+  else rw::nat(p.data, pv, false, c.vaddr, c.vport);
+  if (needs_frag) return fragment(p, pv, ifc->mtu, *ifc, c.client_iface, c.client_mac, nullptr);
+  return transmit(p, pv.l3, pv.ip_len, *ifc, c.client_iface, c.client_mac, ethertype(pv.af));
+}
+
+// Put an Ethernet header in front of the IP packet at offset l3 (which may be negative: an
+// outer header already written into the headroom) and hand the frame to the port.
+Verdict Worker::transmit(Packet& p, int32_t l3, uint32_t ip_len, const InterfaceCfg& ifc,
+                         uint16_t iface, const Mac& dst, uint16_t type) {
+  const int64_t start = int64_t(l3) - rw::eth_len(ifc.vlan);
+  if (start < -int64_t(p.headroom)) {
+    count(C_DROP_NO_ROOM);
+    return Verdict::Drop;
+  }
+  uint8_t* const end_of_room = p.data + p.len + p.tailroom;
+  uint8_t* s = p.data + start;
+  rw::write_eth(s, dst, ifc.mac, ifc.vlan, type);
+  p.headroom = uint32_t(int64_t(p.headroom) + start);
+  p.data = s;
+  p.len = rw::eth_len(ifc.vlan) + ip_len;
+  p.tailroom = uint32_t(end_of_room - (p.data + p.len));
+  p.iface = iface;
+  count(C_TX_PACKETS);
+  count(C_TX_BYTES, p.len);
+  return Verdict::Tx;
+}
+
+Verdict Worker::encapsulate(Packet& p, uint32_t l3, uint32_t ip_len, const InterfaceCfg& ifc,
+                            const RealCfg& r) {
+  const uint32_t outer = r.af == AF_V4 ? 20 : 40;
+  if (int64_t(l3) - outer - rw::eth_len(ifc.vlan) < -int64_t(p.headroom)) {
+    count(C_DROP_NO_ROOM);
+    return Verdict::Drop;
+  }
+  if ((r.af == AF_V4 && !ifc.has_v4) || (r.af == AF_V6 && !ifc.has_v6)) {
+    count(C_DROP_NO_IFACE);  // no source address for the outer header
+    return Verdict::Drop;
+  }
+  const uint8_t* inner = p.data + l3;
+  const bool inner_v4 = (inner[0] >> 4) == 4;
+  const uint8_t tos = rw::ecn_encap(rw::ip_tos(inner));
+  const uint8_t ttl = inner_v4 ? inner[8] : inner[7];
+  const uint8_t nh = inner_v4 ? PROTO_IPIP : PROTO_IPV6;
+  uint8_t* o = p.data + int64_t(l3) - outer;
+  if (r.af == AF_V4) {
+    const bool df = inner_v4 ? (load16(inner + 6) & 0x4000) != 0 : true;
+    rw::write_ipv4(o, outer + ip_len, tos, ++ip_id_, df, ttl, nh, ifc.v4, r.addr);
+  } else {
+    // Flow label from the inner addresses and ports, so ECMP on the way keeps a flow together.
+    uint32_t flow = 0;
+    for (uint32_t k = 0; k < (inner_v4 ? 24u : 44u) && k + 4 <= ip_len; k += 4) flow = flow * 31 + load32(inner + k);
+    rw::write_ipv6(o, ip_len, tos, flow ^ (flow >> 12), nh, ttl, ifc.v6, r.addr);
+  }
+  return transmit(p, int32_t(l3) - int32_t(outer), outer + ip_len, ifc, r.iface, r.mac,
+                  r.af == AF_V4 ? ETH_P_IPV4 : ETH_P_IPV6);
+}
+
+Verdict Worker::fragment(Packet& p, const PacketView& pv, uint32_t mtu, const InterfaceCfg& ifc,
+                         uint16_t iface, const Mac& dst, const RealCfg* tunnel) {
+  rw::FragmentPlan plan;
+  const uint8_t* ip = p.data + pv.l3;
+  if (!rw::plan_fragments(ip, pv.ip_len, mtu, plan)) {
+    count(C_DROP_TOO_BIG);
+    return Verdict::Drop;
+  }
+  for (uint32_t k = 0; k < plan.count; ++k) {
+    Packet* f = generated();
+    if (!f) {
+      count(C_DROP_TX_FULL);
+      return Verdict::Drop;
+    }
+    const uint32_t len = rw::write_fragment(ip, plan, k, f->data);
+    f->len = len;
+    f->tailroom -= len;
+    f->verdict = tunnel ? encapsulate(*f, 0, len, ifc, *tunnel) : transmit(*f, 0, len, ifc, iface, dst, ETH_P_IPV4);
+    count(C_FRAGMENTS_SENT);
+  }
+  return Verdict::Drop;  // the original is consumed by its fragments, not a loss
+}
+
+// ---------------------------------------------------------------------------------------------
+// ICMP errors we originate
+
+Packet* Worker::generated() {
+  if (gen_n_ == kMaxGenerated || !port_->allocate(gen_[gen_n_])) return nullptr;
+  return &gen_[gen_n_++];
+}
+
+bool Worker::icmp_token() {
+  if (now_ > icmp_refill_) {
+    icmp_tokens_ = std::min<uint64_t>(kIcmpBurst, icmp_tokens_ + (now_ - icmp_refill_));
+    icmp_refill_ = now_;
+  }
+  if (!icmp_tokens_) return false;
+  --icmp_tokens_;
+  return true;
+}
+
+void Worker::send_icmp(const Packet& orig, const PacketView& pv, uint8_t type, uint8_t code, uint32_t info) {
+  if (pv.icmp_error) return;  // never an error about an error (RFC 1122 3.2.2)
+  if (!icmp_token()) {
+    count(C_ICMP_RATELIMITED);
+    return;
+  }
+  const InterfaceCfg* ifc = snap_->iface(orig.iface);
+  Addr src = pv.dst;  // fall back to the address the packet was sent to (the VIP)
+  if (ifc && pv.af == AF_V4 && ifc->has_v4) src = ifc->v4;
+  if (ifc && pv.af == AF_V6 && ifc->has_v6) src = ifc->v6;
+  Mac mac;
+  if (ifc) mac = ifc->mac; else std::memcpy(mac.b, orig.data, 6);
+  const uint16_t vlan = ifc ? ifc->vlan : (pv.has_vlan ? pv.vlan_tci & 0x0fff : 0);
+  Packet* g = generated();
+  if (!g) {
+    count(C_DROP_TX_FULL);
+    return;
+  }
+  const uint32_t len = rw::build_icmp_error(g->data, g->tailroom, orig.data, pv, type, code, info,
+                                            src, mac, vlan, ++ip_id_);
+  if (!len) {
+    g->verdict = Verdict::Drop;  // not allowed (multicast source, ...): just return the buffer
+    return;
+  }
+  g->len = len;
+  g->tailroom -= len;
+  g->iface = orig.iface;
+  g->verdict = Verdict::Tx;
+  count(C_ICMP_SENT);
+  count(C_TX_PACKETS);
+  count(C_TX_BYTES, len);
+}
+
+void Worker::too_big(const Packet& orig, const PacketView& pv, uint32_t mtu) {
+  count(C_DROP_TOO_BIG);
+  if (pv.af == AF_V4) send_icmp(orig, pv, 3, 4, mtu);  // fragmentation needed
+  else send_icmp(orig, pv, 2, 0, std::max<uint32_t>(mtu, 1280));  // packet too big
+}
+
+void Worker::time_exceeded(const Packet& orig, const PacketView& pv) {
+  count(C_DROP_TTL_EXCEEDED);
+  send_icmp(orig, pv, pv.af == AF_V4 ? 11 : 3, 0, 0);
+}
+
+void Worker::neighbour_miss(uint32_t real, const RealCfg& r) {
+  uint64_t& last = neigh_miss_at_[real];
+  if (last && now_ - last < kNeighMissEveryMs) return;
+  last = now_ ? now_ : 1;
+  uint32_t p[6] = {r.iface, r.af, load32(r.addr.b), load32(r.addr.b + 4), load32(r.addr.b + 8),
+                   load32(r.addr.b + 12)};
+  events_.emit(EV_NEIGH_MISS, p, 6);
+}
+
+}  // namespace lvsd

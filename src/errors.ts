@@ -1,0 +1,63 @@
+/**
+ * Every error that crosses a boundary carries a stable `code` (DESIGN.md rule 6) and, where it
+ * applies, the field (and later file and line) it concerns.
+ */
+export type LvsErrorCode =
+  | 'LVS_INVALID_ARGUMENT'
+  | 'LVS_INVALID_ADDRESS'
+  | 'LVS_INVALID_PORT'
+  | 'LVS_INVALID_PROTOCOL'
+  | 'LVS_INVALID_FWMARK'
+  | 'LVS_INVALID_WEIGHT'
+  | 'LVS_INVALID_METHOD'
+  | 'LVS_INVALID_SCHEDULER'
+  | 'LVS_INVALID_INTERFACE'
+  | 'LVS_INVALID_MAC'
+  | 'LVS_INVALID_TIMEOUT'
+  | 'LVS_INVALID_OPTION'
+  | 'LVS_FAMILY_MISMATCH'
+  | 'LVS_PORT_ZERO'
+  | 'LVS_PORT_MAPPING'
+  | 'LVS_SERVICE_EXISTS'
+  | 'LVS_NO_SUCH_SERVICE'
+  | 'LVS_REAL_EXISTS'
+  | 'LVS_NO_SUCH_REAL'
+  | 'LVS_CAPACITY'
+  | 'LVS_FRAME_TOO_LARGE'
+  | 'LVS_MODE'
+  | 'LVS_CLOSED'
+  | 'LVS_TIMEOUT'
+  | 'LVS_DATAPLANE_REJECTED'
+  | 'LVS_DATAPLANE_INIT'
+  | 'LVS_NATIVE_MISSING';
+
+export interface LvsErrorDetails {
+  /** The option or field at fault, e.g. `port` or `reals[2].weight`. */
+  field?: string;
+  file?: string;
+  line?: number;
+  column?: number;
+  cause?: unknown;
+}
+
+export class LvsError extends Error {
+  override readonly name = 'LvsError';
+  readonly code: LvsErrorCode;
+  readonly field?: string;
+  readonly file?: string;
+  readonly line?: number;
+  readonly column?: number;
+
+  constructor(code: LvsErrorCode, message: string, details: LvsErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    if (details.field !== undefined) this.field = details.field;
+    if (details.file !== undefined) this.file = details.file;
+    if (details.line !== undefined) this.line = details.line;
+    if (details.column !== undefined) this.column = details.column;
+  }
+}
+
+export function isLvsError(e: unknown, code?: LvsErrorCode): e is LvsError {
+  return e instanceof LvsError && (code === undefined || e.code === code);
+}

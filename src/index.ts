@@ -1,0 +1,7 @@
+/**
+ * lvsd as a library: embed the director's dataplane in your own Node daemon.
+ */
+export { Dataplane, MemoryBackend, type DataplaneTransaction, type DataplaneEvents } from './dataplane/dataplane.js';
+export * from './dataplane/types.js';
+export { LvsError, isLvsError, type LvsErrorCode, type LvsErrorDetails } from './errors.js';
+export { parseAddress, formatAddress, parseMac, formatMac, type IpAddress, type MacAddress } from './net/address.js';
