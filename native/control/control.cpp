@@ -45,14 +45,31 @@ Control::~Control() {
 
 bool Control::step() {
   bool any = false;
-  while (const uint32_t* msg = commands_.peek()) {
-    apply(msg);
-    commands_.pop(msg);
-    any = true;
+  // Take the commands available now as one burst: of several commits in it, only the last is
+  // published (a restore of thousands of one-line changes costs one snapshot, not thousands).
+  // Commands after the last commit belong to a transaction still being written: they are
+  // applied to the builder but published with a later commit.
+  for (;;) {
+    uint32_t head = 0;
+    has_commit_ = commands_.scan_last(OP_COMMIT, last_commit_, head);
+    if (commands_.tail() == head) break;
+    while (commands_.tail() != head) {
+      const uint32_t* msg = commands_.peek();
+      if (!msg) break;
+      apply(msg);
+      commands_.pop(msg);
+      any = true;
+    }
   }
   if (commands_.corrupt() && !reported_corrupt_) {
     reported_corrupt_ = true;
     reject(0, REJ_RING_CORRUPT);
+  }
+  if (applied_gen_) {
+    // One announcement per step, of the newest generation, however many commits it applied.
+    const uint32_t p[2] = {uint32_t(applied_gen_), uint32_t(applied_gen_ >> 32)};
+    events_.emit(EV_APPLIED, p, 2);
+    applied_gen_ = 0;
   }
   reclaim();
   release_drained();
@@ -171,7 +188,8 @@ void Control::apply(const uint32_t* msg) {
       return;
     case OP_COMMIT:
       if (n != 2) return reject(op, REJ_BAD_LENGTH);
-      commit(uint64_t(w[1]) << 32 | w[0]);
+      // Publish only at the burst's last commit (the ring index just past this message).
+      if (has_commit_ && commands_.tail() + (msg[0] & 0xffff) == last_commit_) commit(uint64_t(w[1]) << 32 | w[0]);
       return;
     case OP_DUMP_CONNS:
       if (n != 1) return reject(op, REJ_BAD_LENGTH);
@@ -206,8 +224,7 @@ void Control::commit(uint64_t gen) {
   auto* snap = new Snapshot(builder_);
   snap->index();
   retired_.push_back(current_.exchange(snap, std::memory_order_seq_cst));
-  const uint32_t p[2] = {uint32_t(gen), uint32_t(gen >> 32)};
-  events_.emit(EV_APPLIED, p, 2);
+  applied_gen_ = gen;
 }
 
 bool Control::workers_past(uint64_t gen) const {

@@ -19,6 +19,8 @@ class Control {
 
   // Drain the command ring and do the periodic work. True when a command was consumed.
   bool step();
+  // Events are waiting for JavaScript to make room in the ring.
+  bool backlogged() const { return events_.backlogged(); }
   const Snapshot* current() const { return current_.load(std::memory_order_seq_cst); }
 
  private:
@@ -49,6 +51,9 @@ class Control {
   std::vector<const Snapshot*> retired_;
   std::vector<Drain> drain_reals_, drain_services_;
   uint32_t next_version_ = 1;
+  uint64_t applied_gen_ = 0;
+  bool has_commit_ = false;   // the current burst holds a commit...
+  uint32_t last_commit_ = 0;  // ...and this is the ring index just past the last one  // newest generation published and not yet announced
   bool reported_corrupt_ = false;
 };
 

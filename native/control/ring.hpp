@@ -54,6 +54,27 @@ class Ring {
       return msg;
     }
   }
+  // Consumer: among the messages available now, is there one with `opcode`? If so, `end` is
+  // the ring index just past the last of them. `head_seen` is the head the scan stopped at.
+  // Lets the consumer act on a whole burst at once.
+  bool scan_last(uint32_t opcode, uint32_t& end, uint32_t& head_seen) {
+    const uint32_t head = atomic(0).load(std::memory_order_acquire);
+    uint32_t pos = atomic(16).load(std::memory_order_relaxed);
+    bool found = false;
+    head_seen = head;
+    while (pos != head) {
+      const uint32_t* msg = data_ + (pos & mask_);
+      const uint32_t len = msg[0] & 0xffff;
+      if (len == 0 || len > head - pos || (pos & mask_) + len > cap_) break;
+      pos += len;
+      if ((msg[0] >> 16) == opcode) {
+        found = true;
+        end = pos;
+      }
+    }
+    return found;
+  }
+  uint32_t tail() { return atomic(16).load(std::memory_order_relaxed); }
   void pop(const uint32_t* msg) {
     const uint32_t tail = atomic(16).load(std::memory_order_relaxed);
     atomic(16).store(tail + (msg[0] & 0xffff), std::memory_order_release);

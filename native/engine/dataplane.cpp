@@ -56,7 +56,8 @@ void Dataplane::control_loop() {
     // Announce that we may sleep, then look once more: the producer checks the flag after
     // publishing, so either it sees the flag and kicks us, or we see its message.
     commands.set_sleeping(true);
-    if (!commands.peek()) control_waker_.wait_ms(50);
+    // With events waiting for room in the ring, look again soon rather than in 50 ms.
+    if (!commands.peek()) control_waker_.wait_ms(control_->backlogged() ? 1 : 50);
     commands.set_sleeping(false);
   }
 }

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdint>
 #include <ctime>
+#include <deque>
+#include <vector>
 #include "control/layout.hpp"
 #include "control/ring.hpp"
 #include "sched/scheduler.hpp"
@@ -63,26 +65,39 @@ class Notifier {
 };
 
 // One producer's event ring plus the coalesced wake-up: however many events a batch emits,
-// JavaScript is woken at most once until it has drained (rule 2 of DESIGN.md).
+// JavaScript is woken at most once until it has drained (rule 2 of DESIGN.md). Events carry
+// state (a configuration applied, a slot released, a dump ready), so none is dropped when the
+// ring is full: they wait, in order, in a native overflow queue that every flush() retries.
 class EventSink {
  public:
+  static constexpr size_t kMaxOverflow = 1u << 20;
+
   EventSink() = default;
   EventSink(Ring ring, uint32_t* notify, Notifier* notifier, uint64_t* lost)
       : ring_(ring), notify_(notify), notifier_(notifier), lost_(lost) {}
-  bool emit(uint32_t op, const uint32_t* payload, uint32_t words) {
-    if (!ring_.push(op, payload, words)) {
-      if (lost_) bump(lost_);
-      return false;
-    }
+  void emit(uint32_t op, const uint32_t* payload, uint32_t words) {
     dirty_ = true;
-    return true;
+    if (overflow_.empty() && ring_.push(op, payload, words)) return;
+    if (overflow_.size() >= kMaxOverflow) {
+      if (lost_) bump(lost_);
+      return;
+    }
+    std::vector<uint32_t> m(payload, payload + words);
+    m.push_back(op);
+    overflow_.push_back(std::move(m));
   }
   void flush() {
+    while (!overflow_.empty()) {
+      std::vector<uint32_t>& m = overflow_.front();
+      if (!ring_.push(m.back(), m.data(), uint32_t(m.size() - 1))) break;
+      overflow_.pop_front();
+    }
     if (!dirty_) return;
     dirty_ = false;
     if (!notifier_) return;
     if (std::atomic_ref<uint32_t>(*notify_).exchange(1, std::memory_order_acq_rel) == 0) notifier_->wake();
   }
+  bool backlogged() const { return !overflow_.empty(); }
 
  private:
   Ring ring_;
@@ -90,6 +105,7 @@ class EventSink {
   Notifier* notifier_ = nullptr;
   uint64_t* lost_ = nullptr;
   bool dirty_ = false;
+  std::deque<std::vector<uint32_t>> overflow_;
 };
 
 // Where "now" comes from: the monotonic clock, or (tests) a value JavaScript sets.

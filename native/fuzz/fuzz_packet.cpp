@@ -237,8 +237,9 @@ class Fixture {
     set_real(3, 1, "198.19.0.11", 53, 1, FWD_NAT, real_mac(11).b);
 
     set_service(2, PROTO_TCP, "198.18.0.20", 80);  // direct routing
-    set_real(4, 2, "198.19.0.21", 80, 1, FWD_DIRECT, real_mac(21).b);
-    set_real(5, 2, "198.19.0.22", 80, 1, FWD_DIRECT, kZeroMac);  // unresolved next hop
+    // Reals go to the head of the list, so the resolved one (added last) is picked first.
+    set_real(4, 2, "198.19.0.22", 80, 1, FWD_DIRECT, kZeroMac);  // unresolved next hop
+    set_real(5, 2, "198.19.0.21", 80, 1, FWD_DIRECT, real_mac(21).b);
 
     set_service(3, PROTO_TCP, "198.18.0.30", 80);  // IPIP tunnel
     set_real(6, 3, "198.19.0.31", 80, 1, FWD_TUNNEL, real_mac(31).b);
@@ -431,6 +432,9 @@ void check_output(const MemoryPort::Output& o, const InputInfo& in) {
   check_ip_frame(copy.data(), o.len, in, false);
 }
 
+// LVSD_FUZZ_VERBOSE=1 in the environment: print what each frame produced (seed debugging).
+bool g_verbose = false;
+
 // Inject one frame, run the dataplane, and check everything that comes out.
 void run_frame(uint16_t iface, const uint8_t* data, uint32_t len) {
   Dataplane& dp = g_fixture->dp();
@@ -441,10 +445,17 @@ void run_frame(uint16_t iface, const uint8_t* data, uint32_t len) {
   const InputInfo in = classify_input(data, len);
   dp.poll();
   MemoryPort::Output o;
+  uint32_t outputs = 0;
   while (port.peek_output(o)) {
+    if (g_verbose)
+      std::fprintf(stderr, "  in %u bytes on %u -> %s on %u, %u bytes\n", len, iface,
+                   o.verdict == Verdict::Tx ? "tx" : o.verdict == Verdict::Pass ? "pass" : "drop",
+                   o.iface, o.len);
     check_output(o, in);
     port.pop_output();
+    ++outputs;
   }
+  if (g_verbose && outputs == 0) std::fprintf(stderr, "  in %u bytes on %u -> dropped\n", len, iface);
   g_fixture->drain_events();
   g_input = nullptr;
 }
@@ -452,6 +463,8 @@ void run_frame(uint16_t iface, const uint8_t* data, uint32_t len) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  const char* v = std::getenv("LVSD_FUZZ_VERBOSE");
+  g_verbose = v && *v && *v != '0';
   g_fixture = new Fixture();  // lives for the whole process
   build_prime();
   return 0;

@@ -52,6 +52,7 @@ interface ServiceState {
   scheduler: SchedulerName;
   /** IPVS list order: new reals go to the head. */
   reals: RealState[];
+  byId: Map<string, RealState>;
 }
 
 interface RealState {
@@ -122,6 +123,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   /** Deleted, waiting for the dataplane to release them (IPVS keeps such dests in a trash). */
   private readonly drainingServices = new Map<number, string>();
   private readonly drainingReals = new Map<number, { service: string; real: string }>();
+  /** "service|real" -> slot of drainingReals, to revive a re-added real in O(1). */
+  private readonly drainingRealIndex = new Map<string, number>();
   private readonly zeroServices = new Map<number, number[]>();
   private readonly zeroReals = new Map<number, number[]>();
   private timeoutsS: Timeouts;
@@ -204,7 +207,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
 
   /** Resolves once the dataplane uses everything committed so far. */
   settled(): Promise<void> {
-    this.ensureOpen();
+    if (this.closed) return Promise.reject(new LvsError('LVS_CLOSED', 'the dataplane was closed'));
     if (this.options.mode === 'manual') {
       this.poll();
       return Promise.resolve();
@@ -388,7 +391,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
           const s = slot;
           undo.push(() => dp.freeServiceSlots.push(s));
         }
-        const st: ServiceState = { slot, key, scheduler: sched, reals: [] };
+        const st: ServiceState = { slot, key, scheduler: sched, reals: [], byId: new Map() };
         dp.services.set(key.id, st);
         undo.push(() => dp.services.delete(key.id));
         commands.push(serviceCommand(st));
@@ -406,24 +409,23 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         const s = dp.findService(k);
         dp.services.delete(s.key.id);
         dp.drainingServices.set(s.slot, s.key.id);
-        for (const r of s.reals) dp.drainingReals.set(r.slot, { service: s.key.id, real: r.id });
+        for (const r of s.reals) dp.drain(r.slot, s.key.id, r.id);
         undo.push(() => {
           dp.services.set(s.key.id, s);
           dp.drainingServices.delete(s.slot);
-          for (const r of s.reals) dp.drainingReals.delete(r.slot);
+          for (const r of s.reals) dp.undrain(r.slot);
         });
         commands.push([Op.DEL_SERVICE, [s.slot]]);
       },
       addReal(k, spec) {
         const s = dp.findService(k);
         const r = dp.checkReal(s, spec);
-        if (s.reals.some((x) => x.id === r.id)) throw new LvsError('LVS_REAL_EXISTS', `Destination already exists: ${r.id} in ${s.key.id}`, { field: 'real' });
-        const draining = [...dp.drainingReals].find(([, d]) => d.service === s.key.id && d.real === r.id)?.[0];
+        if (s.byId.has(r.id)) throw new LvsError('LVS_REAL_EXISTS', `Destination already exists: ${r.id} in ${s.key.id}`, { field: 'real' });
+        const draining = dp.drainingRealIndex.get(`${s.key.id}|${r.id}`);
         if (draining !== undefined) {
           r.slot = draining;
-          const d = dp.drainingReals.get(draining)!;
-          dp.drainingReals.delete(draining);
-          undo.push(() => dp.drainingReals.set(draining, d));
+          dp.undrain(draining);
+          undo.push(() => dp.drain(draining, s.key.id, r.id));
         } else {
           const slot = dp.freeRealSlots.pop();
           if (slot === undefined) throw new LvsError('LVS_CAPACITY', `no room for another real server (maxReals ${o.maxReals})`, { field: 'real' });
@@ -431,7 +433,11 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
           undo.push(() => dp.freeRealSlots.push(slot));
         }
         s.reals.unshift(r);
-        undo.push(() => s.reals.shift());
+        s.byId.set(r.id, r);
+        undo.push(() => {
+          s.reals.shift();
+          s.byId.delete(r.id);
+        });
         commands.push(realCommand(s, r, true));
       },
       editReal(k, key, changes) {
@@ -456,10 +462,12 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         const r = dp.findReal(s, key);
         const at = s.reals.indexOf(r);
         s.reals.splice(at, 1);
-        dp.drainingReals.set(r.slot, { service: s.key.id, real: r.id });
+        s.byId.delete(r.id);
+        dp.drain(r.slot, s.key.id, r.id);
         undo.push(() => {
           s.reals.splice(at, 0, r);
-          dp.drainingReals.delete(r.slot);
+          s.byId.set(r.id, r);
+          dp.undrain(r.slot);
         });
         commands.push([Op.DEL_REAL, [r.slot]]);
       },
@@ -530,10 +538,22 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     if (key === null || typeof key !== 'object') throw new LvsError('LVS_INVALID_ARGUMENT', 'real: expected {address, port}', { field: 'real' });
     const a = parseAddress(key.address, 'address');
     const port = key.port === undefined ? s.key.port : v.port(key.port);
-    const r = s.reals.find((x) => x.address.text === a.text && x.port === port);
     const shown = a.family === 'ipv6' ? `[${a.text}]` : a.text;
+    const r = s.byId.get(`${shown}:${port}`);
     if (!r) throw new LvsError('LVS_NO_SUCH_REAL', `No such destination: ${shown}:${port} in ${s.key.id}`, { field: 'real' });
     return r;
+  }
+
+  private drain(slot: number, service: string, real: string): void {
+    this.drainingReals.set(slot, { service, real });
+    this.drainingRealIndex.set(`${service}|${real}`, slot);
+  }
+
+  private undrain(slot: number): void {
+    const d = this.drainingReals.get(slot);
+    if (!d) return;
+    this.drainingReals.delete(slot);
+    this.drainingRealIndex.delete(`${d.service}|${d.real}`);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -591,7 +611,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         return;
       case Ev.REAL_RELEASED: {
         const slot = p[0]!;
-        if (this.drainingReals.delete(slot)) {
+        if (this.drainingReals.has(slot)) {
+          this.undrain(slot);
           this.zeroReals.delete(slot);
           this.freeRealSlots.push(slot);
         }

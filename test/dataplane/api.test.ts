@@ -177,3 +177,26 @@ describe('services and reals over time', () => {
     expect(code(() => dp.memory.send([]))).toBe('LVS_CLOSED');
   });
 });
+
+describe('atomic publication', () => {
+  it('never publishes a transaction the dataplane has only seen part of', async () => {
+    const dp = manualDataplane({ maxReals: 8192 });
+    const svc = tcpService();
+    // Service + 5000 reals: ~85,000 words, more than the 65,536-word command ring. The first
+    // part goes into the ring at once, the rest waits in the backlog.
+    dp.transaction((tx) => {
+      tx.addService(svc);
+      for (let i = 0; i < 5000; i++) tx.addReal(svc, { address: `198.19.${i >> 8}.${i & 255}`, port: 8080, method: 'nat', interface: INSIDE, mac: MACS.real1 });
+    });
+    // Let the native side consume only what is in the ring (bypassing poll(), which would
+    // flush the backlog), then see whether a SYN to the VIP is scheduled: it must not be.
+    const nd = (dp as unknown as { nd: { poll(): void; inject(w: number, i: Uint16Array, f: Uint8Array[]): number; collect(w: number, max: number): Array<{ verdict: number }> } }).nd;
+    nd.poll();
+    nd.inject(0, Uint16Array.of(0), [packet({ src: CLIENT4, dst: VIP4, proto: 'tcp', sport: 1, dport: 80, flags: 'S' })]);
+    nd.poll();
+    expect(nd.collect(0, 10).map((o) => o.verdict)).toEqual([2]); // pass: the service is not there yet
+    dp.poll();
+    const [o] = await through(dp, [packet({ src: CLIENT4, dst: VIP4, proto: 'tcp', sport: 2, dport: 80, flags: 'S' })]);
+    expect(o!.action).toBe('tx');
+  });
+});

@@ -88,7 +88,6 @@ function u32(v: number): Buffer {
   return b;
 }
 
-const PROTO = { tcp: 6, udp: 17 } as const;
 
 function tcpFlags(f: string): number {
   let v = 0;
