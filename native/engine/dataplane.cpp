@@ -94,7 +94,9 @@ void Dataplane::poll() {
 ReplayResult Dataplane::replay(std::vector<ReplayPort::Frame> frames, uint64_t total, uint32_t w) {
   if (opts_.threaded) throw std::logic_error("replay needs manual mode");
   control_->step();
-  ReplayPort port(std::move(frames), total);
+  ReplayPort port(frames, total);
+  frames.clear();
+  frames.shrink_to_fit();
   Worker& worker = *workers_.at(w);
   Port* saved = worker.port();
   worker.set_port(&port);

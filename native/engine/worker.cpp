@@ -72,9 +72,30 @@ void Worker::on_snapshot(const Snapshot* s) {
 uint32_t Worker::step() {
   begin_batch();
   Packet pkts[kBatch];
+  PacketView pvs[kBatch];
+  ParseStatus st[kBatch];
+  uint64_t hashes[kBatch];
   const uint32_t n = port_ ? port_->receive(pkts, kBatch) : 0;
   gen_n_ = 0;
-  for (uint32_t i = 0; i < n; ++i) process(pkts[i]);
+  // Three passes so that the memory accesses of a batch overlap instead of queueing behind
+  // each other: parse and hash everything and prefetch the hash buckets; then prefetch the
+  // entries the buckets point at; then do the work, mostly from cache.
+  for (uint32_t i = 0; i < n; ++i) {
+    st[i] = parse_frame(pkts[i].data, pkts[i].len, pvs[i]);
+    if (st[i] == ParseStatus::Ok && !pvs[i].icmp_error) {
+      hashes[i] = table_.hash(pvs[i].proto, pvs[i].af, pvs[i].src, pvs[i].sport);
+      table_.prefetch(hashes[i]);
+    }
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    if (st[i] == ParseStatus::Ok && !pvs[i].icmp_error) table_.prefetch_entry(table_.head(hashes[i]));
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    count(C_RX_BYTES, pkts[i].len);
+    pkts[i].verdict = process(pkts[i], pvs[i], st[i], hashes[i]);
+    if (pkts[i].verdict == Verdict::Pass) count(C_PASS_PACKETS);
+  }
+  count(C_RX_PACKETS, n);
   if (n) {
     count(C_DROP_TX_FULL, port_->complete(pkts, n));
     count(C_BATCHES);
@@ -220,27 +241,15 @@ void Worker::touch(Conn& c) {
 // ---------------------------------------------------------------------------------------------
 // The packet path
 
-void Worker::process(Packet& p) {
-  count(C_RX_PACKETS);
-  count(C_RX_BYTES, p.len);
-  PacketView pv;
-  const ParseStatus st = parse_frame(p.data, p.len, pv);
-  Verdict v;
-  if (st == ParseStatus::Ok) {
-    v = pv.icmp_error ? handle_icmp(p, pv) : handle(p, pv);
-  } else if (st == ParseStatus::NotIp || st == ParseStatus::Unhandled) {
-    v = Verdict::Pass;
-  } else {
-    count(Counter(C_DROP_PARSE_BASE + uint32_t(st)));
-    v = Verdict::Drop;
-  }
-  p.verdict = v;
-  if (v == Verdict::Pass) count(C_PASS_PACKETS);
+Verdict Worker::process(Packet& p, PacketView& pv, ParseStatus st, uint64_t hash) {
+  if (st == ParseStatus::Ok) return pv.icmp_error ? handle_icmp(p, pv) : handle(p, pv, hash);
+  if (st == ParseStatus::NotIp || st == ParseStatus::Unhandled) return Verdict::Pass;
+  count(Counter(C_DROP_PARSE_BASE + uint32_t(st)));
+  return Verdict::Drop;
 }
 
-Verdict Worker::handle(Packet& p, PacketView& pv) {
-  // 1. A packet of a known connection, client -> VIP.
-  const uint64_t h = table_.hash(pv.proto, pv.af, pv.src, pv.sport);
+Verdict Worker::handle(Packet& p, PacketView& pv, uint64_t h) {
+  // 1. A packet of a known connection, client -> VIP (h: the hash of its source endpoint).
   uint32_t ci = table_.find_in(h, pv.proto, pv.af, pv.src, pv.sport, pv.dst, pv.dport, false);
   if (ci != NIL) {
     Conn& c = table_.at(ci);

@@ -54,8 +54,8 @@ class Worker {
   void sweep(uint32_t budget);
   void progress_dump();
 
-  void process(Packet& p);
-  Verdict handle(Packet& p, PacketView& pv);
+  Verdict process(Packet& p, PacketView& pv, ParseStatus st, uint64_t hash);
+  Verdict handle(Packet& p, PacketView& pv, uint64_t hash);
   Verdict handle_icmp(Packet& p, PacketView& pv);
   Verdict new_conn(Packet& p, PacketView& pv, uint32_t svc, uint64_t hash);
   Verdict to_real(Packet& p, PacketView& pv, Conn& c, bool icmp);

@@ -33,6 +33,12 @@ class ConnTable {
   }
   void prefetch(uint64_t h) const { __builtin_prefetch(&heads_[h & mask_]); }
   uint32_t head(uint64_t h) const { return heads_[h & mask_]; }
+  // Both cache lines of an entry: the key, and the state a packet updates.
+  void prefetch_entry(uint32_t i) const {
+    if (i == NIL) return;
+    __builtin_prefetch(&entries_[i]);
+    __builtin_prefetch(reinterpret_cast<const uint8_t*>(&entries_[i]) + 64);
+  }
 
   // client -> VIP: the packet's (saddr, sport) is the client, (daddr, dport) the VIP.
   uint32_t find_in(uint64_t h, uint8_t proto, uint8_t af, const Addr& caddr, uint16_t cport,

@@ -103,26 +103,33 @@ uint32_t MemoryPort::complete(Packet* pkts, uint32_t n) {
   return lost;
 }
 
-ReplayPort::ReplayPort(std::vector<Frame> frames, uint64_t total)
-    : frames_(std::move(frames)), total_(total),
-      bufs_(new uint8_t[size_t(kBatch) * kBuf]), gen_bufs_(new uint8_t[size_t(kBatch) * kBuf]) {}
+ReplayPort::ReplayPort(const std::vector<Frame>& frames, uint64_t total)
+    : total_(total), bufs_(new uint8_t[size_t(kBatch) * kBuf]), gen_bufs_(new uint8_t[size_t(kBatch) * kBuf]) {
+  for (const Frame& f : frames) {
+    const size_t len = f.bytes.size() < kBuf - 256 ? f.bytes.size() : kBuf - 256;
+    offset_.push_back(uint32_t(data_.size()));
+    len_.push_back(uint16_t(len));
+    iface_.push_back(f.iface);
+    data_.insert(data_.end(), f.bytes.begin(), f.bytes.begin() + long(len));
+  }
+}
 
 uint32_t ReplayPort::receive(Packet* pkts, uint32_t max) {
-  if (frames_.empty()) return 0;
+  if (offset_.empty()) return 0;
   uint32_t n = 0;
   if (max > kBatch) max = kBatch;
   while (n < max && sent < total_) {
-    const Frame& f = frames_[next_];
-    if (++next_ == frames_.size()) next_ = 0;
+    const size_t f = next_;
+    if (++next_ == offset_.size()) next_ = 0;
     uint8_t* b = bufs_.get() + size_t(n) * kBuf;
-    const uint32_t len = uint32_t(f.bytes.size() < kBuf - 256 ? f.bytes.size() : kBuf - 256);
-    std::memcpy(b + 256, f.bytes.data(), len);  // what a NIC's DMA would have done
+    const uint32_t len = len_[f];
+    std::memcpy(b + 256, data_.data() + offset_[f], len);  // what a NIC's DMA would have done
     Packet& p = pkts[n++];
     p.data = b + 256;
     p.len = len;
     p.headroom = 256;
     p.tailroom = kBuf - 256 - len;
-    p.iface = f.iface;
+    p.iface = iface_[f];
     p.verdict = Verdict::Drop;
     p.generated = false;
     ++sent;

@@ -88,7 +88,7 @@ class ReplayPort final : public Port {
     std::vector<uint8_t> bytes;
     uint16_t iface;
   };
-  ReplayPort(std::vector<Frame> frames, uint64_t total);
+  ReplayPort(const std::vector<Frame>& frames, uint64_t total);
   uint32_t receive(Packet* pkts, uint32_t max) override;
   bool allocate(Packet& p) override;
   uint32_t complete(Packet* pkts, uint32_t n) override;
@@ -98,7 +98,10 @@ class ReplayPort final : public Port {
  private:
   static constexpr uint32_t kBatch = 256;
   static constexpr uint32_t kBuf = 2048;
-  std::vector<Frame> frames_;
+  // The frames back to back (as a NIC ring would hold them), not one heap block each.
+  std::vector<uint8_t> data_;
+  std::vector<uint32_t> offset_;
+  std::vector<uint16_t> len_, iface_;
   uint64_t total_;
   size_t next_ = 0;
   std::unique_ptr<uint8_t[]> bufs_;      // kBatch receive buffers

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Dataplane, LvsError, type LvsErrorCode } from '../../src/index.js';
-import { MACS, packet } from '../helpers/frames.js';
+import { MACS, packet } from '../../src/lab/frames.js';
 import { CLIENT4, INSIDE, REALS4, REAL_MACS, VIP4, manualDataplane, tcpService, through, withService } from '../helpers/setup.js';
 
 function code(fn: () => unknown): LvsErrorCode | undefined {

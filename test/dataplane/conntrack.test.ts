@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MACS, packet } from '../helpers/frames.js';
+import { MACS, packet } from '../../src/lab/frames.js';
 import { CLIENT4, INSIDE, REALS4, VIP4, manualDataplane, tcpService, through, udpService, withService } from '../helpers/setup.js';
 import type { Dataplane } from '../../src/index.js';
 

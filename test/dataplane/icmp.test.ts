@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MACS, decodeIp, icmpError, ipPacket, packet } from '../helpers/frames.js';
+import { MACS, decodeIp, icmpError, ipPacket, packet } from '../../src/lab/frames.js';
 import { CLIENT4, CLIENT6, INSIDE, OUTSIDE, REALS4, REALS6, VIP4, VIP6, manualDataplane, tcpService, through, udpService, withService } from '../helpers/setup.js';
 
 describe('ICMP errors related to a connection', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checksum, icmpError, ipPacket, packet } from '../helpers/frames.js';
+import { checksum, icmpError, ipPacket, packet } from '../../src/lab/frames.js';
 import { CLIENT4, CLIENT6, VIP4, VIP6, manualDataplane, tcpService, through, udpService, withService } from '../helpers/setup.js';
 import type { Dataplane } from '../../src/index.js';
 

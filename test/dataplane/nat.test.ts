@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MACS, checksum, ipPacket, packet, pseudo } from '../helpers/frames.js';
+import { MACS, checksum, ipPacket, packet, pseudo } from '../../src/lab/frames.js';
 import { CLIENT4, CLIENT6, INSIDE, OUTSIDE, REALS4, REALS6, REAL_MACS, VIP4, VIP6, manualDataplane, tcpService, through, udpService, withService } from '../helpers/setup.js';
 
 describe('NAT (masquerading)', () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dataplane } from '../../src/index.js';
-import { MACS, decode, packet } from '../helpers/frames.js';
+import { MACS, decode, packet } from '../../src/lab/frames.js';
 import { CLIENT4, INSIDE, OUTSIDE, REALS4, VIP4 } from '../helpers/setup.js';
 
 const open: Dataplane[] = [];

@@ -4,7 +4,7 @@
  */
 import { afterEach } from 'vitest';
 import { Dataplane, type DataplaneOptions, type ForwardingMethod, type ServiceKey } from '../../src/index.js';
-import { MACS, decode, type Decoded } from './frames.js';
+import { MACS, decode, type Decoded } from '../../src/lab/frames.js';
 
 export const VIP4 = '198.18.0.10';
 export const VIP6 = '2001:db8::10';

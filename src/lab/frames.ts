@@ -1,11 +1,11 @@
 /**
- * Test frames: a builder for Ethernet/802.1Q, IPv4 (options), IPv6 (extension headers), TCP,
- * UDP and ICMP/ICMPv6 errors, and an independent decoder that recomputes every checksum from
- * scratch. Nothing here shares code with native/: the point is to check the dataplane's
- * incremental checksum updates against full recomputation.
+ * Frames for tests, benchmarks and the lab: a builder for Ethernet/802.1Q, IPv4 (options),
+ * IPv6 (extension headers), TCP, UDP and ICMP/ICMPv6 errors, and a decoder that recomputes
+ * every checksum from scratch. Nothing here shares code with native/: the tests use it to
+ * check the dataplane's incremental checksum updates against full recomputation.
  */
 import { isIPv4 } from 'node:net';
-import { formatAddress, parseAddress } from '../../src/net/address.js';
+import { formatAddress, parseAddress } from '../net/address.js';
 
 export const MACS = {
   client: '02:00:00:00:00:c1', // the client's (or upstream router's) MAC
