@@ -279,6 +279,7 @@ struct Frame {
   uint16_t iface;
 };
 std::vector<Frame> g_prime;
+Frame g_frame;  // the fuzzed frame (a reused buffer)
 
 // Fill in the IPv4 header checksum and the TCP/UDP checksum of a frame built below.
 void finish_frame(std::vector<uint8_t>& f) {
@@ -382,7 +383,8 @@ InputInfo classify_input(const uint8_t* data, uint32_t len) {
 
 // Checks on the IP packet of a Tx frame: `f` is an Ethernet frame of `len` bytes (for a
 // tunnelled packet, a synthetic Ethernet header in front of the inner packet).
-void check_ip_frame(uint8_t* f, uint32_t len, const InputInfo& in, bool inner) {
+// `inputs_valid`: the TCP/UDP checksums of the input(s) were valid, so this one must be too.
+void check_ip_frame(uint8_t* f, uint32_t len, bool inputs_valid, bool inner) {
   PacketView pv;
   const ParseStatus st = parse_frame(f, len, pv);
   if (st == ParseStatus::Fragment) {
@@ -403,7 +405,7 @@ void check_ip_frame(uint8_t* f, uint32_t len, const InputInfo& in, bool inner) {
     std::memcpy(e.data(), f, 12);
     store16(e.data() + 12, version == 4 ? ETH_P_IPV4 : ETH_P_IPV6);
     std::memcpy(e.data() + 14, f + pv.l4, inner_len);
-    check_ip_frame(e.data(), uint32_t(e.size()), in, true);
+    check_ip_frame(e.data(), uint32_t(e.size()), inputs_valid, true);
     return;
   }
   if (st != ParseStatus::Ok) {
@@ -412,50 +414,63 @@ void check_ip_frame(uint8_t* f, uint32_t len, const InputInfo& in, bool inner) {
   }
   CHECK(pv.l3_end() == len, "bytes after the IP packet in a Tx frame", f, len);
   if (pv.icmp_error) return;  // ICMP: its checksum was verified by parse_frame
-  const bool input_ok = in.l4 == L4Sum::Good || in.l4 == L4Sum::None;
-  if (input_ok) CHECK(l4_sum(f, pv) != L4Sum::Bad, "TCP/UDP checksum broken by the dataplane", f, len);
+  if (inputs_valid) CHECK(l4_sum(f, pv) != L4Sum::Bad, "TCP/UDP checksum broken by the dataplane", f, len);
 }
 
-void check_output(const MemoryPort::Output& o, const InputInfo& in) {
+// Check one output of a batch made of the frames `in`.
+void check_output(const MemoryPort::Output& o, const std::vector<InputInfo>& in) {
   CHECK(o.len >= 14 && o.len <= MemoryPort::kMaxFrame + 80, "output frame length out of range",
         o.data, o.len < 4096 ? o.len : 4096);
   if (o.verdict == Verdict::Pass) {
-    CHECK(o.len == in.len && std::memcmp(o.data, in.data, in.len) == 0,
-          "a frame handed to the kernel was modified", o.data, o.len);
+    bool unchanged = false;
+    for (const InputInfo& i : in)
+      unchanged |= o.len == i.len && std::memcmp(o.data, i.data, i.len) == 0;
+    CHECK(unchanged, "a frame handed to the kernel was modified", o.data, o.len);
     return;
   }
   CHECK(o.verdict == Verdict::Tx, "output with a Drop verdict", o.data, o.len);
   CHECK(o.iface <= 1, "Tx on an interface that does not exist", o.data, o.len);
   CHECK(std::memcmp(o.data + 6, kIfaceMac[o.iface], 6) == 0,
         "Tx frame source MAC is not the egress interface's", o.data, o.len);
+  // Checksums must survive when every input of the batch had valid ones (the fuzzed frame
+  // always goes alone; the fixture packets are all valid).
+  bool inputs_valid = true;
+  for (const InputInfo& i : in) inputs_valid &= i.l4 == L4Sum::Good || i.l4 == L4Sum::None;
   std::vector<uint8_t> copy(o.data, o.data + o.len);
-  check_ip_frame(copy.data(), o.len, in, false);
+  check_ip_frame(copy.data(), o.len, inputs_valid, false);
 }
 
 // LVSD_FUZZ_VERBOSE=1 in the environment: print what each frame produced (seed debugging).
 bool g_verbose = false;
 
-// Inject one frame, run the dataplane, and check everything that comes out.
-void run_frame(uint16_t iface, const uint8_t* data, uint32_t len) {
+// Inject frames (one batch), run the dataplane, and check everything that comes out against
+// them. The fuzzed frame always goes alone, so its outputs are related to it only.
+void run_frames(const Frame* frames, size_t n) {
   Dataplane& dp = g_fixture->dp();
   MemoryPort& port = dp.memory(0);
-  if (!port.inject(iface, data, len)) return;  // larger than a slot: not a frame we can get
-  g_input = data;
-  g_input_len = len;
-  const InputInfo in = classify_input(data, len);
+  std::vector<InputInfo> in;
+  for (size_t i = 0; i < n; ++i) {
+    const Frame& f = frames[i];
+    // A frame larger than a slot is not one the dataplane can receive.
+    if (port.inject(f.iface, f.bytes.data(), uint32_t(f.bytes.size())))
+      in.push_back(classify_input(f.bytes.data(), uint32_t(f.bytes.size())));
+  }
+  if (in.empty()) return;
+  g_input = in.size() == 1 ? in[0].data : nullptr;
+  g_input_len = in.size() == 1 ? in[0].len : 0;
   dp.poll();
   MemoryPort::Output o;
   uint32_t outputs = 0;
   while (port.peek_output(o)) {
     if (g_verbose)
-      std::fprintf(stderr, "  in %u bytes on %u -> %s on %u, %u bytes\n", len, iface,
+      std::fprintf(stderr, "  in %zu frame(s) -> %s on %u, %u bytes\n", in.size(),
                    o.verdict == Verdict::Tx ? "tx" : o.verdict == Verdict::Pass ? "pass" : "drop",
                    o.iface, o.len);
     check_output(o, in);
     port.pop_output();
     ++outputs;
   }
-  if (g_verbose && outputs == 0) std::fprintf(stderr, "  in %u bytes on %u -> dropped\n", len, iface);
+  if (g_verbose && outputs == 0) std::fprintf(stderr, "  in %zu frame(s) -> nothing\n", in.size());
   g_fixture->drain_events();
   g_input = nullptr;
 }
@@ -478,8 +493,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t now = g_fixture->clock() + 1;
   if ((flags & 2) && pos < size) now += uint64_t(data[pos++]) * 250;
   g_fixture->set_clock(now);
-  if (flags & 4)
-    for (const Frame& f : g_prime) run_frame(f.iface, f.bytes.data(), uint32_t(f.bytes.size()));
-  run_frame(uint16_t(flags & 1), data + pos, uint32_t(size - pos));
+  if (flags & 4) run_frames(g_prime.data(), g_prime.size());  // one batch of fixture packets
+  g_frame.bytes.assign(data + pos, data + size);
+  g_frame.iface = uint16_t(flags & 1);
+  run_frames(&g_frame, 1);
   return 0;
 }

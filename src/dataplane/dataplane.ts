@@ -21,7 +21,7 @@ import {
   type IpAddress,
   type MacAddress,
 } from '../net/address.js';
-import { native, type NativeDataplane, type NativeLayout } from './native.js';
+import { constants, native, type NativeDataplane, type NativeLayout } from './native.js';
 import { ConnFlag, Ev, Fwd, Op, SchedulerCode, SLOT_COUNTERS, STATE_NAMES, SlotCounter, State, Verdict } from './protocol.js';
 import { RingConsumer, RingProducer } from './ring.js';
 import type {
@@ -156,7 +156,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     this.events = this.layout.eventRings.map((off) => new RingConsumer(new Int32Array(this.region, off), this.layout.eventRingWords));
     this.freeServiceSlots = Array.from({ length: o.maxServices }, (_, i) => o.maxServices - 1 - i);
     this.freeRealSlots = Array.from({ length: o.maxReals }, (_, i) => o.maxReals - 1 - i);
-    const defaults = addon.constants().defaultTimeouts;
+    const defaults = constants().defaultTimeouts;
     this.timeoutsS = { tcp: defaults[State.ESTABLISHED]!, tcpfin: defaults[State.FIN_WAIT]!, udp: defaults[State.UDP]! };
     try {
       this.nd = new addon.Dataplane(
@@ -237,15 +237,14 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
 
   /** Global counters summed over the workers: packets, drops by reason, connections... */
   counters(): Record<string, number> {
-    const names = native().constants().counters;
+    const { counters: names, dropParseBase } = constants();
     const out: Record<string, number> = {};
     for (let c = 0; c < names.length; c++) {
       const name = names[c]!;
       if (!name || name === 'ok' || name === 'not_ip' || name === 'unhandled') continue;
       let sum = 0n;
       for (let w = 0; w < this.options.workers; w++) sum += this.stats64[(w * this.layout.stripeBytes) / 8 + c]!;
-      const key = c >= native().constants().dropParseBase ? `drop_${name}` : name;
-      out[key] = Number(sum);
+      out[c >= dropParseBase ? `drop_${name}` : name] = Number(sum);
     }
     return out;
   }
@@ -292,7 +291,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   /** Table memory and capacity, for operators and benchmarks. */
   info(): { tableBytes: number; tableCapacity: number; workers: number; connectionEntryBytes: number } {
     const i = this.nd.info();
-    return { tableBytes: i.tableBytes, tableCapacity: i.tableCapacity, workers: i.workers, connectionEntryBytes: native().constants().connEntryBytes };
+    return { tableBytes: i.tableBytes, tableCapacity: i.tableCapacity, workers: i.workers, connectionEntryBytes: constants().connEntryBytes };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -705,7 +704,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   }
 
   private decodeDump(b: Buffer): ConnectionEntry[] {
-    const size = native().constants().dumpRecordBytes;
+    const size = constants().dumpRecordBytes;
     const out: ConnectionEntry[] = [];
     for (let off = 0; off + size <= b.length; off += size) {
       const af: Family = b[off + 1] === 4 ? 'ipv4' : 'ipv6';
@@ -775,7 +774,7 @@ export class MemoryBackend {
   send(frames: Frame[], worker = 0): number {
     this.dp.ensureOpen();
     this.checkWorker(worker);
-    const max = native().constants().maxFrame;
+    const max = constants().maxFrame;
     frames.forEach((f, i) => {
       v.integer(f.iface, `frames[${i}].iface`, 0, 255, 'LVS_INVALID_INTERFACE');
       if (!(f.data instanceof Uint8Array)) throw new LvsError('LVS_INVALID_ARGUMENT', `frames[${i}].data: expected a Uint8Array`, { field: `frames[${i}].data` });

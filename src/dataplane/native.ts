@@ -88,6 +88,12 @@ export interface NativeAddon {
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 let addon: NativeAddon | undefined;
+let table: NativeConstants | undefined;
+
+/** The addon's constants (opcodes, counter names, sizes), read once. */
+export function constants(): NativeConstants {
+  return (table ??= native().constants());
+}
 
 export function native(): NativeAddon {
   if (addon) return addon;
