@@ -482,6 +482,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_verbose = v && *v && *v != '0';
   g_fixture = new Fixture();  // lives for the whole process
   build_prime();
+  g_frame.bytes.reserve(4096);  // data() is never null, even for an empty input
   return 0;
 }
 
