@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MACS, packet } from '../../src/lab/frames.js';
 import { CLIENT4, INSIDE, REALS4, VIP4, manualDataplane, tcpService, through, udpService, withService } from '../helpers/setup.js';
 import type { Dataplane } from '../../src/index.js';
+import { formatConnections } from '../../src/cli/format.js';
 
 const t0 = 1_000_000;
 
@@ -131,5 +132,22 @@ describe('a full connection table', () => {
     dp.setClock(t0 + 61_000); // SYN_RECV lasts 60 s; no poll in between, so nothing was swept yet
     await through(dp, [client('S', 5000)]);
     expect(dp.counters()).toMatchObject({ conn_evicted: 0, drop_table_full: 0 });
+  });
+});
+
+describe('listing connections', () => {
+  it('renders the dataplane\'s entries exactly as ipvsadm -L -n -c does', async () => {
+    const dp = manualDataplane();
+    withService(dp, tcpService(), 'nat', 1, 8080);
+    withService(dp, udpService(), 'tunnel', 1);
+    await through(dp, [client('S'), client('A'), packet({ src: CLIENT4, dst: VIP4, proto: 'udp', sport: 3311, dport: 53 })]);
+    dp.setClock(t0 + 1_600);
+    const text = formatConnections((await dp.listConnections()).sort((a, b) => a.protocol.localeCompare(b.protocol)));
+    expect(text).toBe(
+      'IPVS connection entries\n' +
+        'pro expire state       source             virtual            destination\n' +
+        'TCP 14:58  ESTABLISHED 198.18.5.5:40000   198.18.0.10:80     198.19.0.11:8080\n' +
+        'UDP 04:58  UDP         198.18.5.5:3311    198.18.0.10:53     198.19.0.11:53\n',
+    );
   });
 });
