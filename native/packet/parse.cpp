@@ -18,6 +18,7 @@ ParseStatus parse_quote(const uint8_t* f, uint32_t q, uint32_t end, uint8_t oute
   in.avail = uint16_t(avail);
   const uint8_t version = f[q] >> 4;
   uint32_t l4 = 0;
+  bool cut = false;
   if (outer_af == AF_V4) {
     if (version != 4 || avail < 20) return ParseStatus::IcmpBadInner;
     const uint32_t ihl = uint32_t(f[q] & 0x0f) * 4;
@@ -35,14 +36,20 @@ ParseStatus parse_quote(const uint8_t* f, uint32_t q, uint32_t end, uint8_t oute
     in.af = AF_V6;
     in.src = Addr::v6(f + q + 8);
     in.dst = Addr::v6(f + q + 24);
+    // An ICMPv6 error is at most 1280 bytes (RFC 4443 2.4(c)), so the quote of a long packet
+    // may stop inside its extension headers or before its ports. That is not malformed, only
+    // unrelatable to a flow: such errors go to the kernel.
+    cut = q + 40 + uint32_t(load16(f + q + 4)) > end;
     uint8_t proto = 0;
     ParseStatus st = walk_ipv6_ext(f, q + 40, end, f[q + 6], proto, l4, true);
+    if (st == ParseStatus::IcmpBadInner && cut) return ParseStatus::Unhandled;
     if (st != ParseStatus::Ok) return st == ParseStatus::Fragment ? ParseStatus::Unhandled : st;
     in.proto = proto;
     in.l3_len = uint16_t(l4 - q);
   }
   if (in.proto != PROTO_TCP && in.proto != PROTO_UDP) return ParseStatus::Unhandled;
-  if (end - l4 < 8) return ParseStatus::IcmpBadInner;  // RFC 792/4443 quote at least 8 bytes
+  // RFC 792 guarantees the first 8 bytes after the IP header; RFC 4443 only "as much as fits".
+  if (end - l4 < 8) return cut ? ParseStatus::Unhandled : ParseStatus::IcmpBadInner;
   in.l4 = uint16_t(l4);
   in.sport = load16(f + l4);
   in.dport = load16(f + l4 + 2);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checksum, icmpError, ipPacket, packet } from '../../src/lab/frames.js';
+import { MACS, checksum, icmpError, ipPacket, packet } from '../../src/lab/frames.js';
 import { CLIENT4, CLIENT6, VIP4, VIP6, manualDataplane, tcpService, through, udpService, withService } from '../helpers/setup.js';
 import type { Dataplane } from '../../src/index.js';
 
@@ -144,5 +144,31 @@ describe('malformed and truncated frames are counted by reason and dropped', () 
     for (const o of out) if (o.action === 'tx' && o.family === 'ipv4') expect(o.ipHeaderOk).toBe(true);
     const c = dp.counters();
     expect(c.rx_packets).toBe(3000);
+  });
+});
+
+describe('ICMPv6 errors whose quote is cut short', () => {
+  it('are not malformed: an error about a long packet with long extension headers goes to the kernel', async () => {
+    const dp = setup();
+    // A 1360-byte packet whose hop-by-hop header alone is 1288 bytes: a 1280-byte ICMPv6
+    // error can only quote 1232 bytes of it, which end inside that header.
+    const long = ipPacket({ src: VIP6, dst: CLIENT6, proto: 'tcp', sport: 80, dport: 40000, flags: 'A', ext: [{ type: 0, length: 160 }] });
+    const err = icmpError({ src: '2001:db8:7::1', dst: VIP6, type: 2, code: 0, mtu: 1280, quote: long.subarray(0, 1232) });
+    const [o] = await through(dp, [err]);
+    expect(o!.action).toBe('pass');
+    expect(drops(dp)).toEqual({});
+  });
+
+  it('and the director\'s own packet-too-big about such a packet is well-formed', async () => {
+    const dp = manualDataplane();
+    dp.setInterface({ id: 1, mac: MACS.inside, ipv4: '198.19.0.1', ipv6: '2001:db8:1::1', mtu: 1400 });
+    withService(dp, tcpService(VIP6), 'nat', 1, 8080);
+    const big = packet({ src: CLIENT6, dst: VIP6, proto: 'tcp', sport: 40001, dport: 80, flags: 'S', ext: [{ type: 0, length: 160 }], payload: Buffer.alloc(100) });
+    const [o] = await through(dp, [big]);
+    expect(o).toMatchObject({ family: 'ipv6', dst: CLIENT6, proto: 58, ipLength: 1280 });
+    expect(o!.icmp).toMatchObject({ type: 2, rest: 1400, checksumOk: true });
+    // Sent back in, it is a well-formed error that relates to no flow: the kernel's.
+    const [again] = await through(dp, [o!.raw]);
+    expect(again!.action).toBe('pass');
   });
 });
