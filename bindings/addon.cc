@@ -71,6 +71,9 @@ Napi::Value Constants(const Napi::CallbackInfo& info) {
   set(ops, "CLEAR", proto::OP_CLEAR);
   set(ops, "COMMIT", proto::OP_COMMIT);
   set(ops, "DUMP_CONNS", proto::OP_DUMP_CONNS);
+  set(ops, "SET_TABLE", proto::OP_SET_TABLE);
+  set(ops, "SET_MARKS", proto::OP_SET_MARKS);
+  set(ops, "SET_OPTIONS", proto::OP_SET_OPTIONS);
   c.Set("ops", ops);
   Napi::Object evs = Napi::Object::New(env);
   set(evs, "APPLIED", proto::EV_APPLIED);
@@ -98,6 +101,11 @@ Napi::Value Constants(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < proto::S_COUNT; ++i) timeouts.Set(i, Napi::Number::New(env, tcp::kDefaultTimeoutS[i]));
   c.Set("defaultTimeouts", timeouts);
   set(c, "slotCounters", proto::SC_COUNT);
+  set(c, "markRuleWords", proto::kMarkRuleWords);
+  Napi::Object scheds = Napi::Object::New(env);
+  const char* const sched_names[] = {"rr", "wrr", "lc", "wlc", "sed", "nq", "lblc", "lblcr", "dh", "sh", "mh", "fo", "ovf", "twos"};
+  for (uint32_t i = 0; i < 14; ++i) set(scheds, sched_names[i], proto::SCH_RR + i);
+  c.Set("schedulers", scheds);
   set(c, "dumpRecordBytes", kDumpRecordBytes);
   set(c, "connEntryBytes", sizeof(Conn));
   set(c, "maxFrame", MemoryPort::kMaxFrame);

@@ -1,6 +1,5 @@
 #include "control/control.hpp"
 #include <algorithm>
-#include "sched/scheduler.hpp"
 
 namespace lvsd {
 namespace {
@@ -23,14 +22,14 @@ bool valid_fwd(uint32_t f) { return f == FWD_NAT || f == FWD_DIRECT || f == FWD_
 
 // Payload sizes (words, without the header) of the fixed-size commands.
 constexpr uint32_t kSetInterfaceWords = 11;
-constexpr uint32_t kSetServiceWords = 17;
+constexpr uint32_t kSetServiceWords = 19;
 constexpr uint32_t kSetRealWords = 16;
 
 }  // namespace
 
-Control::Control(const Shared& shared, std::vector<WorkerSync>& workers, EventSink events,
+Control::Control(const Shared& shared, RealFlags& flags, std::vector<WorkerSync>& workers, EventSink events,
                  std::function<void()> wake_workers)
-    : shared_(shared), workers_(workers), commands_(shared.command_ring()), events_(events),
+    : shared_(shared), flags_(flags), workers_(workers), commands_(shared.command_ring()), events_(events),
       wake_workers_(std::move(wake_workers)),
       builder_(shared.layout().max_services, shared.layout().max_reals) {
   auto* first = new Snapshot(builder_);
@@ -118,13 +117,16 @@ void Control::apply(const uint32_t* msg) {
       if (!valid_af(w[1]) || (!fw && w[2] != PROTO_TCP && w[2] != PROTO_UDP) || w[3] > 65535 ||
           w[8] > 128)
         return reject(op, REJ_BAD_FIELD);
-      if (!make_scheduler(uint8_t(w[5]), LoadView{})) return reject(op, REJ_BAD_FIELD);
+      if (w[5] < SCH_RR || w[5] > SCH_TWOS || (w[5] == SCH_MH && (w[18] < 2 || w[18] > (1u << 20))))
+        return reject(op, REJ_BAD_FIELD);
       ServiceCfg& s = builder_.services[slot];
-      if (!s.present) s.reals.clear();
+      const bool was_present = s.present;
+      if (!s.present) s = ServiceCfg{};
       drain_services_.erase(std::remove_if(drain_services_.begin(), drain_services_.end(),
                                            [&](const Drain& d) { return d.slot == slot; }),
                             drain_services_.end());
       s.present = true;
+      s.slot = slot;
       s.af = uint8_t(w[1]);
       s.proto = fw ? 0 : uint8_t(w[2]);
       s.port = fw ? 0 : uint16_t(w[3]);
@@ -135,9 +137,55 @@ void Control::apply(const uint32_t* msg) {
       s.pmask_plen = uint8_t(w[8]);
       s.vip = fw ? Addr{} : read_addr(w + 9);
       s.pmask = read_addr(w + 13);
+      s.lc_epoch = w[17];
+      s.mh_size = w[18];
+      if (!was_present) s.version = next_version_++;  // schedulers follow reals, not options
+      return;
+    }
+    case OP_SET_TABLE: {
+      // [svc, kind, total, offset, count, entries...]
+      if (n < 5 || n != 5 + w[4]) return reject(op, REJ_BAD_LENGTH);
+      const uint32_t slot = w[0], kind = w[1], total = w[2], offset = w[3], count = w[4];
+      if (slot >= max_services || !builder_.services[slot].present) return reject(op, REJ_BAD_SLOT);
+      if (kind < TABLE_BUCKETS || kind > TABLE_WRR_CW || total > (1u << 20) || offset > total ||
+          count > total - offset)
+        return reject(op, REJ_BAD_FIELD);
+      ServiceCfg& s = builder_.services[slot];
+      Table& t = kind == TABLE_BUCKETS ? s.table : kind == TABLE_WRR_SEQ ? s.wrr_seq : s.wrr_cw;
+      // A table arriving from offset 0 is a new one: published snapshots keep the old.
+      auto& staged = staging_[uint64_t(slot) << 2 | kind];
+      if (offset == 0) staged = std::make_shared<std::vector<uint32_t>>(total, NIL);
+      if (!staged || staged->size() != total) return reject(op, REJ_BAD_FIELD);
+      std::copy(w + 5, w + 5 + count, staged->begin() + offset);
+      t = total == 0 && kind != TABLE_BUCKETS ? nullptr : staged;  // no wrr table: step instead
       s.version = next_version_++;
       return;
     }
+    case OP_SET_MARKS: {
+      if (n < 2 || n != 2 + w[1] * kMarkRuleWords) return reject(op, REJ_BAD_LENGTH);
+      if (w[0]) builder_.marks.clear();
+      for (uint32_t i = 0; i < w[1]; ++i) {
+        const uint32_t* r = w + 2 + i * kMarkRuleWords;
+        MarkRule m;
+        if (!valid_af(r[0]) || r[1] > 255 || r[6] > 128 || r[11] > 128 || r[12] > r[13] || r[13] > 65535 || !r[14])
+          return reject(op, REJ_BAD_FIELD);
+        m.af = uint8_t(r[0]);
+        m.proto = uint8_t(r[1]);
+        m.dst = read_addr(r + 2);
+        m.dst_plen = uint8_t(r[6]);
+        m.src = read_addr(r + 7);
+        m.src_plen = uint8_t(r[11]);
+        m.port_lo = uint16_t(r[12]);
+        m.port_hi = uint16_t(r[13]);
+        m.mark = r[14];
+        builder_.marks.push_back(m);
+      }
+      return;
+    }
+    case OP_SET_OPTIONS:
+      if (n != 1) return reject(op, REJ_BAD_LENGTH);
+      builder_.options = w[0];
+      return;
     case OP_DEL_SERVICE:
       if (n != 1) return reject(op, REJ_BAD_LENGTH);
       if (w[0] >= max_services || !builder_.services[w[0]].present) return reject(op, REJ_BAD_SLOT);
@@ -154,6 +202,8 @@ void Control::apply(const uint32_t* msg) {
         return reject(op, REJ_BAD_FIELD);
       RealCfg& r = builder_.reals[slot];
       if (r.present && r.svc != svc) return reject(op, REJ_BAD_SLOT);
+      // IPVS __ip_vs_update_dest: a new real, no upper threshold, or a higher one clears OVERLOAD.
+      if (!r.present || !w[6] || w[6] > r.u_thresh) flags_.set_overload(slot, false);
       drain_reals_.erase(std::remove_if(drain_reals_.begin(), drain_reals_.end(),
                                         [&](const Drain& d) { return d.slot == slot; }),
                          drain_reals_.end());
@@ -218,6 +268,7 @@ void Control::delete_service(uint32_t slot) {
 }
 
 void Control::commit(uint64_t gen) {
+  staging_.clear();
   builder_.gen = gen;
   for (auto& d : drain_reals_) if (!d.gen) d.gen = gen;
   for (auto& d : drain_services_) if (!d.gen) d.gen = gen;
@@ -265,6 +316,7 @@ void Control::release_drained() {
   auto reals_end = std::remove_if(drain_reals_.begin(), drain_reals_.end(), [&](const Drain& d) {
     if (!d.gen || !workers_past(d.gen) || real_refs(d.slot) != 0) return false;
     zero_counters(false, d.slot);
+    flags_.set_overload(d.slot, false);
     events_.emit(EV_REAL_RELEASED, &d.slot, 1);
     return true;
   });

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 #include "control/snapshot.hpp"
 #include "engine/shared.hpp"
@@ -13,7 +14,7 @@ namespace lvsd {
 
 class Control {
  public:
-  Control(const Shared& shared, std::vector<WorkerSync>& workers, EventSink events,
+  Control(const Shared& shared, RealFlags& flags, std::vector<WorkerSync>& workers, EventSink events,
           std::function<void()> wake_workers);
   ~Control();
 
@@ -42,6 +43,7 @@ class Control {
   void zero_counters(bool service, uint32_t slot);
 
   const Shared& shared_;
+  RealFlags& flags_;
   std::vector<WorkerSync>& workers_;
   Ring commands_;
   EventSink events_;
@@ -50,6 +52,8 @@ class Control {
   std::atomic<const Snapshot*> current_;
   std::vector<const Snapshot*> retired_;
   std::vector<Drain> drain_reals_, drain_services_;
+  // Tables being received in chunks for the next commit, by (service slot << 2 | kind).
+  std::unordered_map<uint64_t, std::shared_ptr<std::vector<uint32_t>>> staging_;
   uint32_t next_version_ = 1;
   uint64_t applied_gen_ = 0;
   bool has_commit_ = false;   // the current burst holds a commit...

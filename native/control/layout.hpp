@@ -56,7 +56,8 @@ struct Layout {
     const uint64_t globals = (uint64_t(C_COUNT) * 8 + 63) & ~uint64_t(63);
     l.stripe_services = uint32_t(globals);
     l.stripe_reals = uint32_t(globals + uint64_t(o.max_services) * proto::SC_COUNT * 8);
-    l.stripe_bytes = uint32_t(l.stripe_reals + uint64_t(o.max_reals) * proto::SC_COUNT * 8);
+    // Each worker's stripe starts on its own cache line.
+    l.stripe_bytes = uint32_t((l.stripe_reals + uint64_t(o.max_reals) * proto::SC_COUNT * 8 + 63) & ~uint64_t(63));
     off += uint64_t(l.stripe_bytes) * o.workers;
     l.total = off;
     return l;

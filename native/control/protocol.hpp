@@ -12,7 +12,9 @@ enum Op : uint32_t {
   // [id, mtu, vlan, flags(bit0 has ipv4, bit1 has ipv6), mac_hi32, mac_lo16, v4, v6 x4]
   OP_SET_INTERFACE = 1,
   OP_DEL_INTERFACE = 2,  // [id]
-  // [slot, af, proto, port, fwmark, sched, flags, persist_s, pmask_plen, vip x4, pmask x4]
+  // [slot, af, proto, port, fwmark, sched, flags, persist_s, pmask_plen, vip x4, pmask x4,
+  //  lc_epoch, mh_size]. flags: SVC_F_*. lc_epoch: bumping it resets the connection counts the
+  //  least-connection schedulers see (Piranha's quiesce_server).
   OP_SET_SERVICE = 3,
   OP_DEL_SERVICE = 4,  // [slot]
   // [slot, svc, af, port, weight, fwd, u_thresh, l_thresh, iface, flags(bit0 new: insert at
@@ -23,6 +25,36 @@ enum Op : uint32_t {
   OP_CLEAR = 8,         // []: delete every service and real (ipvsadm -C)
   OP_COMMIT = 9,        // [gen_lo, gen_hi]: publish everything since the last commit
   OP_DUMP_CONNS = 10,   // [request]: every worker serialises its connection table
+  // [svc, kind, total, offset, count, entries x count]: a scheduling table computed in TS,
+  // in chunks (a table may be larger than a ring message). Entries are real slots or NIL.
+  OP_SET_TABLE = 11,
+  // [first, count, rules x count]: firewall-mark classification rules, each kMarkRuleWords:
+  // [af, proto, dst x4, dst_plen, src x4, src_plen, port_lo, port_hi, mark]. first=1 replaces
+  // the list, first=0 appends (long lists span messages).
+  OP_SET_MARKS = 12,
+  OP_SET_OPTIONS = 13,  // [flags: OPT_*]
+};
+
+inline constexpr uint32_t kMarkRuleWords = 15;
+
+enum TableKind : uint32_t {
+  TABLE_BUCKETS = 1,  // sh/dh/mh lookup table
+  TABLE_WRR_SEQ = 2,  // wrr: real slots over one period
+  TABLE_WRR_CW = 3,   // wrr: the current weight of each pick
+};
+
+// Service flags, IPVS's values (include/uapi/linux/ip_vs.h IP_VS_SVC_F_*).
+enum SvcFlag : uint32_t {
+  SVC_F_PERSISTENT = 0x1,
+  SVC_F_ONEPACKET = 0x4,
+  SVC_F_SCHED1 = 0x8,   // sh-fallback / mh-fallback
+  SVC_F_SCHED2 = 0x10,  // sh-port / mh-port
+  SVC_F_SCHED3 = 0x20,
+};
+
+enum OptionFlag : uint32_t {
+  OPT_EXPIRE_NODEST_CONN = 0x1,         // packets of a connection whose real is gone end it
+  OPT_EXPIRE_QUIESCENT_TEMPLATE = 0x2,  // a template of a weight-0 real no longer binds
 };
 
 // Events, native -> TS (one ring per producer: the control thread and each worker).
@@ -53,6 +85,8 @@ enum SlotCounter : uint32_t {
   SC_ACTIVE,    // active connections (TCP in ESTABLISHED/SYN states) bound here
   SC_INACTIVE,  // other connections
   SC_PERSIST,   // persistence templates
+  SC_SCHED_ACTIVE,    // active connections as the schedulers count them (reset by quiesce)
+  SC_SCHED_INACTIVE,  // inactive connections as the schedulers count them
   SC_COUNT,
 };
 
@@ -63,6 +97,10 @@ enum State : uint8_t {
 };
 
 enum Fwd : uint8_t { FWD_NAT = 0, FWD_DIRECT = 3, FWD_TUNNEL = 2 };  // IPVS MASQ/DROUTE/TUNNEL
-enum Sched : uint8_t { SCH_RR = 1 };
+// Schedulers (TS names them; these codes travel in OP_SET_SERVICE).
+enum Sched : uint8_t {
+  SCH_RR = 1, SCH_WRR, SCH_LC, SCH_WLC, SCH_SED, SCH_NQ, SCH_LBLC, SCH_LBLCR, SCH_DH, SCH_SH,
+  SCH_MH, SCH_FO, SCH_OVF, SCH_TWOS,
+};
 
 }  // namespace lvsd::proto

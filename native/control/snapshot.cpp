@@ -20,7 +20,7 @@ void Snapshot::index() {
   uint32_t n = 0;
   for (const auto& s : services) n += s.present;
   slots_.clear();
-  marks_.clear();
+  mark_services_.clear();
   if (n == 0) return;
   uint32_t cap = 16;
   while (cap < n * 2) cap <<= 1;
@@ -29,7 +29,7 @@ void Snapshot::index() {
   for (uint32_t slot = 0; slot < services.size(); ++slot) {
     const ServiceCfg& s = services[slot];
     if (!s.present) continue;
-    if (s.fwmark) marks_.push_back(slot);
+    if (s.fwmark) mark_services_.push_back(slot);
     uint64_t h = s.fwmark ? key_hash(0, s.af, Addr{}, 0, s.fwmark) : key_hash(s.proto, s.af, s.vip, s.port, 0);
     while (slots_[h & mask_] != NIL) ++h;
     slots_[h & mask_] = slot;

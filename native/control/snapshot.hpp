@@ -3,6 +3,7 @@
 // locks; the control thread builds a new one per commit and swaps a pointer.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 #include "control/protocol.hpp"
 #include "flow/conn.hpp"
@@ -34,20 +35,50 @@ struct RealCfg {
   Mac mac;             // next-hop MAC; zero = unresolved
 };
 
+using Table = std::shared_ptr<const std::vector<uint32_t>>;
+
 struct ServiceCfg {
   bool present = false;
+  uint32_t slot = NIL;
   uint8_t af = 0;
   uint8_t proto = 0;   // 0 for firewall-mark services
   uint8_t sched = proto::SCH_RR;
-  uint8_t pmask_plen = 0;
+  uint8_t pmask_plen = 0;  // persistence netmask as a prefix length
   uint16_t port = 0;
   uint32_t fwmark = 0;
-  uint32_t flags = 0;
+  uint32_t flags = 0;      // proto::SVC_F_*
   uint32_t persist_s = 0;
-  uint32_t version = 0;  // bumped whenever the service or its real list changes
-  Addr vip, pmask;
+  uint32_t lc_epoch = 0;   // a change resets the counts least-connection schedulers see
+  uint32_t mh_size = 0;    // Maglev table size (the length of `table` for mh)
+  uint32_t version = 0;    // bumped when the service appears or its reals or tables change
+  Addr vip;
+  Addr pmask;              // persistence netmask, ANDed with the client address
   std::vector<uint32_t> reals;  // real slots in IPVS list order (new reals at the head)
+  // Tables computed by the control plane (DESIGN.md rule 3), shared between snapshots.
+  Table table;                  // sh/dh/mh buckets
+  Table wrr_seq, wrr_cw;        // wrr over one period (absent: the dataplane steps)
+
+  bool persistent() const { return flags & proto::SVC_F_PERSISTENT; }
 };
+
+// Firewall-mark classification (what iptables -t mangle -j MARK does for IPVS), evaluated for
+// packets that start a connection, before the service lookup. First match wins.
+struct MarkRule {
+  uint8_t af = 0;
+  uint8_t proto = 0;  // 0 = any
+  uint8_t dst_plen = 0, src_plen = 0;
+  uint16_t port_lo = 0, port_hi = 65535;
+  uint32_t mark = 0;
+  Addr dst, src;
+};
+
+// Does `a` fall in prefix/plen (af: 4 or 16 bytes)?
+inline bool in_prefix(const Addr& a, const Addr& prefix, uint8_t plen) {
+  uint32_t i = 0;
+  for (; plen >= 8; plen -= 8, ++i)
+    if (a.b[i] != prefix.b[i]) return false;
+  return plen == 0 || ((a.b[i] ^ prefix.b[i]) & uint8_t(0xff00 >> plen)) == 0;
+}
 
 class Snapshot {
  public:
@@ -57,11 +88,23 @@ class Snapshot {
   std::vector<ServiceCfg> services;  // indexed by slot
   std::vector<RealCfg> reals;        // indexed by slot
   std::vector<InterfaceCfg> ifaces;  // indexed by id
+  std::vector<MarkRule> marks;
+  uint32_t options = 0;              // proto::OPT_*
   uint32_t timeout_ms[proto::S_COUNT];
+
+  // The firewall mark for a packet starting a connection (0 = none).
+  uint32_t classify(uint8_t af, uint8_t proto, const Addr& src, const Addr& dst, uint16_t dport) const {
+    for (const MarkRule& r : marks) {
+      if (r.af == af && (!r.proto || r.proto == proto) && dport >= r.port_lo && dport <= r.port_hi &&
+          in_prefix(dst, r.dst, r.dst_plen) && in_prefix(src, r.src, r.src_plen))
+        return r.mark;
+    }
+    return 0;
+  }
 
   // IPVS service lookup order: firewall mark, then <proto, vip, port>, then <proto, vip, 0>.
   uint32_t find_service(uint32_t fwmark, uint8_t proto, uint8_t af, const Addr& vip, uint16_t port) const {
-    if (fwmark && !marks_.empty()) {
+    if (fwmark && !mark_services_.empty()) {
       const uint32_t s = find(0, af, Addr{}, 0, fwmark);
       if (s != NIL) return s;
     }
@@ -89,7 +132,7 @@ class Snapshot {
   uint32_t find(uint8_t proto, uint8_t af, const Addr& vip, uint16_t port, uint32_t mark) const;
 
   std::vector<uint32_t> slots_;  // open addressing: service slot or NIL
-  std::vector<uint32_t> marks_;  // non-empty iff some firewall-mark service exists
+  std::vector<uint32_t> mark_services_;  // non-empty iff some firewall-mark service exists
   uint32_t mask_ = 0;
 };
 

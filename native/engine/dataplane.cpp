@@ -6,12 +6,13 @@
 namespace lvsd {
 
 Dataplane::Dataplane(const DataplaneOptions& opts, uint8_t* region, uint64_t region_bytes, Notifier* notifier)
-    : opts_(opts), shared_(region, Layout::compute(opts.layout)), sync_(opts.layout.workers) {
+    : opts_(opts), shared_(region, Layout::compute(opts.layout)), flags_(opts.layout.max_reals),
+      sync_(opts.layout.workers) {
   if (region_bytes < shared_.layout().total) throw std::invalid_argument("shared region too small");
   if (opts.layout.workers == 0) throw std::invalid_argument("at least one worker");
   uint32_t* notify = shared_.notify_word();
   control_ = std::make_unique<Control>(
-      shared_, sync_, EventSink(shared_.event_ring(0), notify, notifier, shared_.globals(0) + C_EVENTS_LOST),
+      shared_, flags_, sync_, EventSink(shared_.event_ring(0), notify, notifier, shared_.globals(0) + C_EVENTS_LOST),
       [this] {
         for (auto& w : worker_wakers_) w->wake();
       });
@@ -22,7 +23,7 @@ Dataplane::Dataplane(const DataplaneOptions& opts, uint8_t* region, uint64_t reg
     memory_.push_back(std::make_unique<MemoryPort>(opts.memory_slots));
     worker_wakers_.push_back(std::make_unique<Waker>());
     auto worker = std::make_unique<Worker>(
-        w, shared_, sync_[w], *control_, clock,
+        w, shared_, flags_, sync_[w], *control_, clock,
         EventSink(shared_.event_ring(1 + w), notify, notifier, shared_.globals(w) + C_EVENTS_LOST),
         opts.conn_capacity, seed + w * 0x9e3779b97f4a7c15ull);
     worker->set_port(memory_[w].get());

@@ -84,6 +84,7 @@ class Dataplane {
 
   DataplaneOptions opts_;
   Shared shared_;
+  RealFlags flags_;
   std::vector<WorkerSync> sync_;
   std::unique_ptr<Control> control_;
   std::vector<std::unique_ptr<MemoryPort>> memory_;

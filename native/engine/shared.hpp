@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <ctime>
 #include <deque>
+#include <memory>
 #include <vector>
 #include "control/layout.hpp"
 #include "control/ring.hpp"
@@ -44,8 +45,8 @@ class Shared {
   uint64_t* real_counters(uint32_t worker, uint32_t slot) const {
     return globals(worker) + (layout_.stripe_reals / 8) + size_t(slot) * proto::SC_COUNT;
   }
-  LoadView loads() const {
-    return LoadView(base_ + layout_.stats, layout_.stripe_bytes, layout_.stripe_reals, layout_.workers);
+  LoadView loads(const RealFlags* flags) const {
+    return LoadView(base_ + layout_.stats, layout_.stripe_bytes, layout_.stripe_reals, layout_.workers, flags);
   }
   uint32_t* notify_word() const { return reinterpret_cast<uint32_t*>(base_) + Layout::kNotifyWord; }
   uint64_t manual_clock() const {

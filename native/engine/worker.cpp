@@ -18,10 +18,10 @@ uint16_t ethertype(uint8_t af) { return af == AF_V4 ? ETH_P_IPV4 : ETH_P_IPV6; }
 
 }  // namespace
 
-Worker::Worker(uint32_t id, const Shared& shared, WorkerSync& sync, const Control& control, Clock clock,
-               EventSink events, uint32_t conn_capacity, uint64_t seed)
-    : id_(id), shared_(shared), sync_(sync), control_(control), clock_(clock), events_(events),
-      table_(conn_capacity, seed), globals_(shared.globals(id)), loads_(shared.loads()),
+Worker::Worker(uint32_t id, const Shared& shared, RealFlags& flags, WorkerSync& sync, const Control& control,
+               Clock clock, EventSink events, uint32_t conn_capacity, uint64_t seed)
+    : id_(id), shared_(shared), flags_(flags), sync_(sync), control_(control), clock_(clock), events_(events),
+      table_(conn_capacity, seed), globals_(shared.globals(id)), loads_(shared.loads(&flags)), rng_(seed),
       sched_(shared.layout().max_services), neigh_miss_at_(shared.layout().max_reals, 0) {}
 
 // ---------------------------------------------------------------------------------------------
@@ -50,6 +50,7 @@ void Worker::quiesce() {
 }
 
 void Worker::on_snapshot(const Snapshot* s) {
+  const SchedEnv env{*s, loads_, now_, rng_};
   for (uint32_t slot = 0; slot < sched_.size(); ++slot) {
     const ServiceCfg& svc = s->services[slot];
     SchedEntry& e = sched_[slot];
@@ -57,13 +58,22 @@ void Worker::on_snapshot(const Snapshot* s) {
       e = SchedEntry{};
       continue;
     }
+    if (e.sched && e.lc_epoch != svc.lc_epoch) {
+      // A least-connection reset (quiesce): from now on the schedulers count only connections
+      // made after it. Each worker zeroes its own stripe; older connections no longer count.
+      for (uint32_t r : svc.reals) {
+        put(real_ctr(r) + SC_SCHED_ACTIVE, 0);
+        put(real_ctr(r) + SC_SCHED_INACTIVE, 0);
+      }
+    }
+    e.lc_epoch = svc.lc_epoch;
     if (!e.sched || e.kind != svc.sched) {
-      e.sched = make_scheduler(svc.sched, loads_);
+      e.sched = make_scheduler(svc.sched);
       e.kind = svc.sched;
       e.version = 0;
     }
     if (e.sched && e.version != svc.version) {
-      e.sched->update(*s, svc);
+      e.sched->update(env, svc);
       e.version = svc.version;
     }
   }
@@ -125,11 +135,14 @@ void Worker::housekeeping() {
 
 void Worker::sweep(uint32_t budget) {
   const uint32_t hw = table_.high_water();
+  const bool nodest = snap_ && (snap_->options & OPT_EXPIRE_NODEST_CONN);
   for (uint32_t k = 0; k < budget; ++k) {
     if (sweep_cursor_ >= hw) sweep_cursor_ = 0;
     const uint32_t i = sweep_cursor_++;
     const Conn& c = table_.at(i);
-    if ((c.flags & CF_IN_USE) && c.expires <= now_) expire(i);
+    if (!(c.flags & CF_IN_USE)) continue;
+    // With expire_nodest_conn, entries of deleted reals go too (IPVS flushes them after a delete).
+    if (c.expires <= now_ || (nodest && !snap_->real(c.real))) expire(i);
   }
 }
 
@@ -197,12 +210,47 @@ bool Worker::expire(uint32_t i) {
   return true;
 }
 
+bool Worker::sched_counted(const Conn& c) const {
+  if (c.flags & CF_TEMPLATE) return false;
+  const ServiceCfg* svc = snap_->service(c.svc);
+  return svc && svc->lc_epoch == c.lc_epoch;
+}
+
+void Worker::bind(Conn& c) {
+  uint64_t* rc = real_ctr(c.real);
+  if (c.flags & CF_TEMPLATE) {
+    bump(rc + SC_PERSIST);
+  } else {
+    const bool inactive = c.flags & CF_INACTIVE;
+    bump(rc + (inactive ? SC_INACTIVE : SC_ACTIVE));
+    if (sched_counted(c)) bump(rc + (inactive ? SC_SCHED_INACTIVE : SC_SCHED_ACTIVE));
+  }
+  // ip_vs_bind_dest: reaching the upper threshold sets OVERLOAD (templates do not count).
+  const RealCfg* r = snap_->real(c.real);
+  if (r && r->u_thresh && loads_.total(c.real) >= r->u_thresh) flags_.set_overload(c.real, true);
+}
+
+void Worker::unbind(Conn& c) {
+  uint64_t* rc = real_ctr(c.real);
+  if (c.flags & CF_TEMPLATE) {
+    drop_one(rc + SC_PERSIST);
+  } else {
+    const bool inactive = c.flags & CF_INACTIVE;
+    drop_one(rc + (inactive ? SC_INACTIVE : SC_ACTIVE));
+    if (sched_counted(c)) drop_one(rc + (inactive ? SC_SCHED_INACTIVE : SC_SCHED_ACTIVE));
+  }
+  // ip_vs_unbind_dest: below the lower threshold (or 3/4 of the upper one without a lower
+  // threshold, or at once without thresholds) OVERLOAD clears.
+  const RealCfg* r = snap_->real(c.real);
+  if (!r || !flags_.overloaded(c.real)) return;
+  const uint64_t total = loads_.total(c.real);
+  if (r->l_thresh ? total < r->l_thresh : r->u_thresh ? total * 4 < uint64_t(r->u_thresh) * 3 : true)
+    flags_.set_overload(c.real, false);
+}
+
 void Worker::destroy(uint32_t i) {
   Conn& c = table_.at(i);
-  if (c.real != NIL) {
-    uint64_t* rc = real_ctr(c.real);
-    drop_one(rc + ((c.flags & CF_TEMPLATE) ? SC_PERSIST : (c.flags & CF_INACTIVE) ? SC_INACTIVE : SC_ACTIVE));
-  }
+  if (c.real != NIL) unbind(c);
   if (c.control != NIL) {
     Conn& t = table_.at(c.control);
     if (t.n_control) --t.n_control;
@@ -212,18 +260,21 @@ void Worker::destroy(uint32_t i) {
 
 void Worker::set_state(Conn& c, uint8_t state) {
   if (c.real != NIL && !(c.flags & CF_TEMPLATE)) {
-    uint64_t* rc = real_ctr(c.real);
     const bool active = tcp::is_active(state);
-    if (!(c.flags & CF_INACTIVE) && !active) {
-      drop_one(rc + SC_ACTIVE);
-      bump(rc + SC_INACTIVE);
-      c.flags |= CF_INACTIVE;
-    } else if ((c.flags & CF_INACTIVE) && active) {
-      drop_one(rc + SC_INACTIVE);
-      bump(rc + SC_ACTIVE);
-      c.flags &= ~CF_INACTIVE;
+    const bool was_active = !(c.flags & CF_INACTIVE);
+    if (active != was_active) {
+      uint64_t* rc = real_ctr(c.real);
+      drop_one(rc + (was_active ? SC_ACTIVE : SC_INACTIVE));
+      bump(rc + (active ? SC_ACTIVE : SC_INACTIVE));
+      if (sched_counted(c)) {
+        drop_one(rc + (was_active ? SC_SCHED_ACTIVE : SC_SCHED_INACTIVE));
+        bump(rc + (active ? SC_SCHED_ACTIVE : SC_SCHED_INACTIVE));
+      }
+      c.flags = uint16_t(active ? c.flags & ~CF_INACTIVE : c.flags | CF_INACTIVE);
     }
   }
+  // A controlled connection that completes its handshake assures its template (IPVS ASSURED).
+  if (state == S_ESTABLISHED && c.control != NIL) table_.at(c.control).flags |= CF_ASSURED;
   c.state = state;
   c.timeout_ms = snap_->timeout_ms[state];
 }
@@ -253,10 +304,18 @@ Verdict Worker::handle(Packet& p, PacketView& pv, uint64_t h) {
   uint32_t ci = table_.find_in(h, pv.proto, pv.af, pv.src, pv.sport, pv.dst, pv.dport, false);
   if (ci != NIL) {
     Conn& c = table_.at(ci);
+    const bool syn = pv.proto == PROTO_TCP && is_new_syn(pv.tcp_flags);
+    const bool nodest = snap_->options & OPT_EXPIRE_NODEST_CONN;
+    const RealCfg* r = snap_->real(c.real);
     if (c.expires <= now_) {
       if (expire(ci)) ci = NIL;
-    } else if (pv.proto == PROTO_TCP && is_new_syn(pv.tcp_flags) && c.n_control == 0 &&
-               (c.state == S_TIME_WAIT || c.state == S_CLOSE)) {
+    } else if (nodest && (!r || (syn && r->weight == 0))) {
+      // expire_nodest_conn: a connection whose real is gone ends with its next packet, which
+      // (as a SYN, or UDP) starts a new one; a new SYN to a quiesced real is rescheduled.
+      destroy(ci);
+      count(C_CONN_EXPIRED);
+      ci = NIL;
+    } else if (syn && c.n_control == 0 && (c.state == S_TIME_WAIT || c.state == S_CLOSE)) {
       // conn_reuse_mode 1: a new SYN on a closing connection is a new connection.
       destroy(ci);
       count(C_CONN_REUSED);
@@ -271,8 +330,9 @@ Verdict Worker::handle(Packet& p, PacketView& pv, uint64_t h) {
       return to_real(p, pv, c, false);
     }
   }
-  // 2. A new connection to a virtual service.
-  const uint32_t svc = snap_->find_service(0, pv.proto, pv.af, pv.dst, pv.dport);
+  // 2. A new connection to a virtual service: classify (firewall marks), then look it up.
+  const uint32_t mark = snap_->marks.empty() ? 0 : snap_->classify(pv.af, pv.proto, pv.src, pv.dst, pv.dport);
+  const uint32_t svc = snap_->find_service(mark, pv.proto, pv.af, pv.dst, pv.dport);
   if (svc != NIL) return new_conn(p, pv, svc, h);
   // 3. A NAT reply, real -> client.
   const uint64_t h2 = table_.hash(pv.proto, pv.af, pv.dst, pv.dport);
@@ -285,6 +345,8 @@ Verdict Worker::handle(Packet& p, PacketView& pv, uint64_t h) {
       if (pv.proto == PROTO_TCP) {
         c.flags &= ~CF_NOOUTPUT;
         set_state(c, tcp::next_state(tcp::DIR_OUTPUT, pv.tcp_flags, c.state));
+      } else if (c.control != NIL) {
+        table_.at(c.control).flags |= CF_ASSURED;  // a UDP reply assures the template
       }
       c.flags |= CF_REPLIED;
       touch(c);
@@ -308,25 +370,13 @@ Verdict Worker::handle_icmp(Packet& p, PacketView& pv) {
   return Verdict::Pass;
 }
 
-Verdict Worker::new_conn(Packet& p, PacketView& pv, uint32_t svc_slot, uint64_t h) {
-  if (pv.proto == PROTO_TCP && ((pv.tcp_flags & (TCP_SYN | TCP_RST)) != TCP_SYN)) {
-    count(C_PASS_NO_CONN);  // IPVS schedules only on SYN; the kernel answers the rest (RST)
-    return Verdict::Pass;
-  }
-  const ServiceCfg& svc = snap_->services[svc_slot];
-  Scheduler* sched = sched_[svc_slot].sched.get();
-  const uint32_t rs = sched ? sched->schedule(*snap_, svc, pv) : NIL;
-  if (rs == NIL) {
-    count(C_DROP_NO_DEST);
-    send_icmp(p, pv, pv.af == AF_V4 ? 3 : 1, pv.af == AF_V4 ? 3 : 4, 0);  // port unreachable
-    return Verdict::Drop;
-  }
-  const RealCfg& r = snap_->reals[rs];
+// A new connection entry for `pv`, bound to `real`, linked and counted; NIL when the table is
+// full even after eviction.
+uint32_t Worker::new_entry(const Packet& p, const PacketView& pv, uint32_t svc_slot, uint32_t real, uint16_t dport) {
   const uint32_t i = alloc_conn();
-  if (i == NIL) {
-    count(C_DROP_TABLE_FULL);
-    return Verdict::Drop;
-  }
+  if (i == NIL) return NIL;
+  const ServiceCfg& svc = snap_->services[svc_slot];
+  const RealCfg& r = snap_->reals[real];
   Conn& c = table_.at(i);
   c.proto = pv.proto;
   c.af = pv.af;
@@ -336,21 +386,54 @@ Verdict Worker::new_conn(Packet& p, PacketView& pv, uint32_t svc_slot, uint64_t 
   c.vaddr = pv.dst;
   c.vport = pv.dport;
   c.daddr = r.addr;
-  c.dport = r.port ? r.port : pv.dport;  // firewall-mark reals with port 0 keep the client's port
+  c.dport = dport;
   c.svc = svc_slot;
-  c.real = rs;
+  c.real = real;
   c.fwmark = svc.fwmark;
   c.fwd = r.fwd;
+  c.lc_epoch = svc.lc_epoch;
   c.flags |= CF_INACTIVE | (r.fwd != FWD_NAT ? CF_NOOUTPUT : 0);
-  std::memcpy(c.client_mac.b, p.data + 6, 6);
+  c.state = S_NONE;
+  std::memcpy(c.client_mac.b, p.data + 6, 6);  // replies go back where the client's came from
   c.client_iface = p.iface;
-  table_.link(i, h);
+  table_.link(i, table_.hash(pv.proto, pv.af, pv.src, pv.sport));
   table_.embryonic_push(i);
-  bump(real_ctr(rs) + SC_INACTIVE);
-  bump(real_ctr(rs) + SC_CONNS);
+  bind(c);
+  bump(real_ctr(real) + SC_CONNS);
   bump(svc_ctr(svc_slot) + SC_CONNS);
   count(C_CONN_CREATED);
-  c.state = S_NONE;
+  return i;
+}
+
+Verdict Worker::new_conn(Packet& p, PacketView& pv, uint32_t svc_slot, uint64_t h) {
+  (void)h;
+  if (pv.proto == PROTO_TCP && ((pv.tcp_flags & (TCP_SYN | TCP_RST)) != TCP_SYN)) {
+    count(C_PASS_NO_CONN);  // IPVS schedules only on SYN; the kernel answers the rest (RST)
+    return Verdict::Pass;
+  }
+  const ServiceCfg& svc = snap_->services[svc_slot];
+  uint32_t ci;
+  if (svc.persistent()) {
+    ci = new_persistent(p, pv, svc_slot, h);
+    if (ci == NIL) return Verdict::Drop;
+  } else {
+    Scheduler* sched = sched_[svc_slot].sched.get();
+    const SchedEnv env{*snap_, loads_, now_, rng_};
+    const uint32_t rs = sched ? sched->schedule(env, svc, pv) : NIL;
+    if (rs == NIL) {
+      count(C_DROP_NO_DEST);
+      send_icmp(p, pv, pv.af == AF_V4 ? 3 : 1, pv.af == AF_V4 ? 3 : 4, 0);  // port unreachable
+      return Verdict::Drop;
+    }
+    const uint16_t rport = snap_->reals[rs].port;
+    // ip_vs_schedule: the real's port, or (firewall-mark reals with port 0) the client's.
+    ci = new_entry(p, pv, svc_slot, rs, rport ? rport : pv.dport);
+    if (ci == NIL) {
+      count(C_DROP_TABLE_FULL);
+      return Verdict::Drop;
+    }
+  }
+  Conn& c = table_.at(ci);
   if (pv.proto == PROTO_TCP) {
     const tcp::Dir dir = (c.flags & CF_NOOUTPUT) ? tcp::DIR_INPUT_ONLY : tcp::DIR_INPUT;
     set_state(c, tcp::next_state(dir, pv.tcp_flags, S_NONE));
@@ -359,6 +442,101 @@ Verdict Worker::new_conn(Packet& p, PacketView& pv, uint32_t svc_slot, uint64_t 
   }
   touch(c);
   return to_real(p, pv, c, false);
+}
+
+// ip_vs_check_template: a template still binds when its real is there and (with
+// expire_quiescent_template) not quiesced. Otherwise it is made unmatchable (vport/dport 0xffff,
+// as IPVS rehashes it) and left to expire; its connections keep running.
+bool Worker::template_valid(Conn& t) {
+  const RealCfg* r = snap_->real(t.real);
+  if (r && r->svc == t.svc && !((snap_->options & OPT_EXPIRE_QUIESCENT_TEMPLATE) && r->weight == 0)) return true;
+  t.vport = t.dport = 0xffff;
+  return false;
+}
+
+// ip_vs_sched_persist: find (or make) the client's template, then the connection under it.
+// Returns the connection, or NIL after counting why there is none.
+uint32_t Worker::new_persistent(Packet& p, PacketView& pv, uint32_t svc_slot, uint64_t h) {
+  (void)h;
+  const ServiceCfg& svc = snap_->services[svc_slot];
+  constexpr uint16_t kFtpPort = 21;
+  // The template key: <proto, client & netmask, 0, vip, vport> (vport 0 for port-0 and FTP
+  // services and when the packet's port is not the service's), or for firewall-mark services
+  // <IPPROTO_IP, client & netmask, 0, the mark as an address, 0>.
+  Addr snet;
+  for (int k = 0; k < 16; ++k) snet.b[k] = uint8_t(pv.src.b[k] & svc.pmask.b[k]);
+  uint8_t tproto = pv.proto;
+  Addr tvaddr = pv.dst;
+  uint16_t tvport = pv.dport == svc.port && svc.port != kFtpPort ? pv.dport : 0;
+  if (svc.fwmark) {
+    tproto = 0;
+    tvaddr = Addr{};
+    store32(tvaddr.b, svc.fwmark);
+    tvport = 0;
+  }
+  const uint64_t th = table_.hash(tproto, pv.af, snet, 0);
+  uint32_t ti = table_.find_in(th, tproto, pv.af, snet, 0, tvaddr, tvport, true);
+  if (ti != NIL) {
+    Conn& t = table_.at(ti);
+    if (t.expires <= now_ && t.n_control == 0) {
+      expire(ti);
+      ti = NIL;
+    } else if (!template_valid(t)) {
+      ti = NIL;
+    }
+  }
+  if (ti == NIL) {
+    Scheduler* sched = sched_[svc_slot].sched.get();
+    const SchedEnv env{*snap_, loads_, now_, rng_};
+    const uint32_t rs = sched ? sched->schedule(env, svc, pv) : NIL;
+    if (rs == NIL) {
+      count(C_DROP_NO_DEST);
+      send_icmp(p, pv, pv.af == AF_V4 ? 3 : 1, pv.af == AF_V4 ? 3 : 4, 0);
+      return NIL;
+    }
+    ti = alloc_conn();
+    if (ti == NIL) {
+      count(C_DROP_TABLE_FULL);
+      return NIL;
+    }
+    const RealCfg& r = snap_->reals[rs];
+    Conn& t = table_.at(ti);
+    t.proto = tproto;
+    t.af = pv.af;
+    t.daf = r.af;
+    t.caddr = snet;
+    t.vaddr = tvaddr;
+    t.vport = tvport;
+    t.daddr = r.addr;
+    t.dport = pv.dport == svc.port && svc.port != kFtpPort ? r.port : 0;
+    t.svc = svc_slot;
+    t.real = rs;
+    t.fwmark = svc.fwmark;
+    t.fwd = r.fwd;
+    t.lc_epoch = svc.lc_epoch;
+    t.flags |= CF_TEMPLATE | CF_INACTIVE;
+    t.state = S_NONE;
+    t.timeout_ms = uint32_t(std::min<uint64_t>(uint64_t(svc.persist_s) * 1000, 0xffffffffu));
+    t.expires = now_ + t.timeout_ms;  // before anything else may sweep it
+    table_.link(ti, th);
+    bind(t);
+  }
+  const uint32_t rs = table_.at(ti).real;
+  // The connection: the client's own destination port, unless it is the service's port and the
+  // real has one (persistent firewall-mark and port-0 services keep the client's port).
+  uint16_t dport = pv.dport;
+  if (dport == svc.port && snap_->reals[rs].port) dport = snap_->reals[rs].port;
+  const uint32_t ci = new_entry(p, pv, svc_slot, rs, dport);
+  if (ci == NIL) {
+    count(C_DROP_TABLE_FULL);
+    return NIL;
+  }
+  Conn& t = table_.at(ti);
+  Conn& c = table_.at(ci);
+  c.control = ti;
+  ++t.n_control;
+  t.expires = now_ + t.timeout_ms;  // every new connection restarts the template's timer
+  return ci;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ class Worker {
   static constexpr uint32_t kMaxGenerated = 256;
   static constexpr uint64_t kSweepPeriodMs = 1000;  // every entry is visited once per period
 
-  Worker(uint32_t id, const Shared& shared, WorkerSync& sync, const Control& control, Clock clock,
-         EventSink events, uint32_t conn_capacity, uint64_t seed);
+  Worker(uint32_t id, const Shared& shared, RealFlags& flags, WorkerSync& sync, const Control& control,
+         Clock clock, EventSink events, uint32_t conn_capacity, uint64_t seed);
 
   void set_port(Port* port) { port_ = port; }
   Port* port() const { return port_; }
@@ -46,6 +46,7 @@ class Worker {
     std::unique_ptr<Scheduler> sched;
     uint8_t kind = 0;
     uint32_t version = 0;
+    uint32_t lc_epoch = 0;
   };
 
   void begin_batch();
@@ -58,6 +59,7 @@ class Worker {
   Verdict handle(Packet& p, PacketView& pv, uint64_t hash);
   Verdict handle_icmp(Packet& p, PacketView& pv);
   Verdict new_conn(Packet& p, PacketView& pv, uint32_t svc, uint64_t hash);
+  uint32_t new_persistent(Packet& p, PacketView& pv, uint32_t svc, uint64_t hash);
   Verdict to_real(Packet& p, PacketView& pv, Conn& c, bool icmp);
   Verdict to_client(Packet& p, PacketView& pv, Conn& c, bool icmp);
   Verdict transmit(Packet& p, int32_t l3, uint32_t ip_len, const InterfaceCfg& ifc, uint16_t iface,
@@ -75,6 +77,11 @@ class Worker {
   uint32_t alloc_conn();
   bool expire(uint32_t i);  // false when it must live on (a template that still controls others)
   void destroy(uint32_t i);
+  void bind(Conn& c);
+  void unbind(Conn& c);
+  bool sched_counted(const Conn& c) const;
+  bool template_valid(Conn& t);
+  uint32_t new_entry(const Packet& p, const PacketView& pv, uint32_t svc, uint32_t real, uint16_t dport);
   void set_state(Conn& c, uint8_t state);
   void touch(Conn& c);
   void neighbour_miss(uint32_t real, const RealCfg& r);
@@ -85,6 +92,7 @@ class Worker {
 
   uint32_t id_;
   const Shared& shared_;
+  RealFlags& flags_;
   WorkerSync& sync_;
   const Control& control_;
   Clock clock_;
@@ -93,6 +101,7 @@ class Worker {
   Port* port_ = nullptr;
   uint64_t* globals_;
   LoadView loads_;
+  Rng rng_;
 
   const Snapshot* snap_ = nullptr;
   bool quiescent_ = true;

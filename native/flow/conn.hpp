@@ -43,7 +43,9 @@ struct Conn {
   Mac client_mac;       // where client traffic came from: replies go back there
   uint16_t client_iface;
   uint8_t fwd;          // proto::Fwd
-  uint8_t reserved[11];
+  uint8_t reserved[3];
+  uint32_t lc_epoch;    // the service's least-connection epoch when this was created
+  uint32_t reserved2;
 };
 
 static_assert(sizeof(Conn) == 128, "a connection entry is two cache lines");

@@ -3,13 +3,13 @@
 
 namespace lvsd {
 
-uint32_t RoundRobin::schedule(const Snapshot& snap, const ServiceCfg& svc, const PacketView&) {
+uint32_t RoundRobin::schedule(const SchedEnv& env, const ServiceCfg& svc, const PacketView&) {
   const auto& list = svc.reals;
   const int32_t n = int32_t(list.size());
   // From the head (pos_ = -1): 0 .. n-1. Otherwise cursor+1 .. n-1, then 0 .. cursor.
   for (int32_t k = 1; k <= n; ++k) {
     const int32_t i = (pos_ + k) % n;
-    if (available(snap.reals[list[i]])) {
+    if (env.available(list[i])) {
       pos_ = i;
       cursor_ = list[i];
       return cursor_;
@@ -18,7 +18,7 @@ uint32_t RoundRobin::schedule(const Snapshot& snap, const ServiceCfg& svc, const
   return NIL;
 }
 
-void RoundRobin::update(const Snapshot&, const ServiceCfg& svc) {
+void RoundRobin::update(const SchedEnv&, const ServiceCfg& svc) {
   const auto& list = svc.reals;
   const uint32_t old = cursor_;
   std::vector<uint32_t> prev = std::move(list_);

@@ -10,12 +10,12 @@ namespace lvsd {
 
 class RoundRobin final : public Scheduler {
  public:
-  uint32_t schedule(const Snapshot& snap, const ServiceCfg& svc, const PacketView& pv) override;
-  void update(const Snapshot& snap, const ServiceCfg& svc) override;
+  uint32_t schedule(const SchedEnv& env, const ServiceCfg& svc, const PacketView& pv) override;
+  void update(const SchedEnv& env, const ServiceCfg& svc) override;
 
  private:
-  uint32_t cursor_ = NIL;  // real slot last chosen; NIL = the list head
-  int32_t pos_ = -1;       // its position in the current list
+  uint32_t cursor_ = NIL;       // real slot last chosen; NIL = the list head
+  int32_t pos_ = -1;            // its position in the current list
   std::vector<uint32_t> list_;  // the list as of the last update
 };
 

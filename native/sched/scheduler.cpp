@@ -1,22 +1,28 @@
 #include "sched/scheduler.hpp"
-#include <atomic>
-#include <cstring>
+#include "sched/hashing.hpp"
+#include "sched/least.hpp"
+#include "sched/locality.hpp"
 #include "sched/rr.hpp"
+#include "sched/wrr.hpp"
 
 namespace lvsd {
 
-uint64_t LoadView::sum(uint32_t real, uint32_t counter) const {
-  uint64_t total = 0;
-  for (uint32_t w = 0; w < workers_; ++w) {
-    const uint8_t* p = stats_ + size_t(w) * stripe_ + reals_ + (size_t(real) * proto::SC_COUNT + counter) * 8;
-    total += std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p)).load(std::memory_order_relaxed);
-  }
-  return total;
-}
-
-std::unique_ptr<Scheduler> make_scheduler(uint8_t kind, const LoadView& load) {
+std::unique_ptr<Scheduler> make_scheduler(uint8_t kind) {
   switch (kind) {
     case proto::SCH_RR: return std::make_unique<RoundRobin>();
+    case proto::SCH_WRR: return std::make_unique<WeightedRoundRobin>();
+    case proto::SCH_LC: return std::make_unique<LeastConnection>();
+    case proto::SCH_WLC: return std::make_unique<WeightedLeastConnection>(false);
+    case proto::SCH_SED: return std::make_unique<WeightedLeastConnection>(true);
+    case proto::SCH_NQ: return std::make_unique<NeverQueue>();
+    case proto::SCH_LBLC: return std::make_unique<LocalityLeastConnection>();
+    case proto::SCH_LBLCR: return std::make_unique<LocalityLeastConnectionReplicated>();
+    case proto::SCH_DH: return std::make_unique<DestinationHash>();
+    case proto::SCH_SH: return std::make_unique<SourceHash>();
+    case proto::SCH_MH: return std::make_unique<Maglev>();
+    case proto::SCH_FO: return std::make_unique<Failover>();
+    case proto::SCH_OVF: return std::make_unique<Overflow>();
+    case proto::SCH_TWOS: return std::make_unique<TwoChoices>();
     default: return nullptr;
   }
 }

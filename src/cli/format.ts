@@ -1,7 +1,8 @@
 /**
  * ipvsadm's listing formats, byte for byte (reference/ipvs.md section 7, from ipvsadm.c's
  * printf formats), so that scripts which parse ipvsadm output can parse lvsd's.
- * Implemented here: -L -n, -L -n --stats, -L -n -c. The rest arrive with lvsadm.
+ * Implemented here: -L -n, --stats, --thresholds, --persistent-conn and -c; --rate arrives with
+ * lvsadm (it needs the rate estimator).
  */
 import type { ConnectionEntry, ForwardingMethod, VirtualServiceInfo } from '../dataplane/types.js';
 
@@ -58,8 +59,41 @@ function expand6(x: string): number[] {
   return groups.map((g) => parseInt(g, 16));
 }
 
-function serviceFlags(s: VirtualServiceInfo): string {
-  return `${serviceName(s)} ${s.scheduler}`;
+/** ipvsadm prints the scheduler's flags by its own names for sh and mh, else as flag-N. */
+function schedulerFlags(s: VirtualServiceInfo): string {
+  const bit = (f: string): number => (f.endsWith('fallback') || f === 'flag-1' ? 1 : f.endsWith('port') || f === 'flag-2' ? 2 : 3);
+  const bits = new Set<number>(s.flags.map(bit));
+  const names = s.scheduler === 'sh' || s.scheduler === 'mh' ? [`${s.scheduler}-fallback`, `${s.scheduler}-port`, 'flag-3'] : ['flag-1', 'flag-2', 'flag-3'];
+  return names.filter((_, i) => bits.has(i + 1)).join(',');
+}
+
+/** The service line: name, scheduler, (flags), persistent T, mask M (when not a single address). */
+function serviceLine(s: VirtualServiceInfo): string {
+  let line = `${serviceName(s)} ${s.scheduler}`;
+  const flags = schedulerFlags(s);
+  if (flags) line += ` (${flags})`;
+  if (s.persistence) {
+    line += ` persistent ${s.persistence.timeout}`;
+    const m = s.persistence.netmask;
+    if (s.family === 'ipv4' ? m !== '255.255.255.255' : m !== 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff') {
+      line += ` mask ${s.family === 'ipv4' ? m : prefixLength(m)}`;
+    }
+  }
+  return line;
+}
+
+/** The prefix length of an IPv6 mask: its leading one bits. */
+function prefixLength(mask: string): number {
+  let n = 0;
+  for (const g of expand6(mask)) {
+    if (g === 0xffff) {
+      n += 16;
+      continue;
+    }
+    n += Math.clz32(~g & 0xffff) - 16;
+    break;
+  }
+  return n;
 }
 
 function header(o: ListOptions): string {
@@ -72,9 +106,9 @@ export function formatList(services: VirtualServiceInfo[], o: ListOptions): stri
   out += 'Prot LocalAddress:Port Scheduler Flags\n';
   out += '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n';
   for (const s of sortedServices(services, o.sort !== false)) {
-    out += `${serviceFlags(s)}\n`;
+    out += `${serviceLine(s)}\n`;
     for (const r of s.reals) {
-      out += `  -> ${pad(endpoint(r.address, r.port), 28)} ${pad(FORWARD[r.method], 7)} ${pad(String(r.weight), 6)} ${pad(String(r.activeConnections), 10)} ${pad(String(r.inactiveConnections), 10)}\n`;
+      out += `  -> ${pad(endpoint(r.address, r.port), 28)} ${pad(FORWARD[r.method], 7)} ${pad(String(r.currentWeight), 6)} ${pad(String(r.activeConnections), 10)} ${pad(String(r.inactiveConnections), 10)}\n`;
     }
   }
   return out;
@@ -103,6 +137,34 @@ export function formatStats(services: VirtualServiceInfo[], o: ListOptions): str
   for (const s of sortedServices(services, o.sort !== false)) {
     out += `${pad(serviceName(s), 33)}${nums(s.stats)}\n`;
     for (const r of s.reals) out += `  -> ${pad(endpoint(r.address, r.port), 28)}${nums(r.stats)}\n`;
+  }
+  return out;
+}
+
+/** ipvsadm -L -n --thresholds */
+export function formatThresholds(services: VirtualServiceInfo[], o: ListOptions): string {
+  let out = header(o);
+  out += `${pad('Prot LocalAddress:Port', 33)} ${['Uthreshold', 'Lthreshold', 'ActiveConn', 'InActConn'].map((t) => pad(t, 10)).join(' ')}\n`;
+  out += '  -> RemoteAddress:Port\n';
+  for (const s of sortedServices(services, o.sort !== false)) {
+    out += `${serviceLine(s)}\n`;
+    for (const r of s.reals) {
+      out += `  -> ${pad(endpoint(r.address, r.port), 28)} ${[r.upperThreshold, r.lowerThreshold, r.activeConnections, r.inactiveConnections].map((n) => pad(String(n), 10)).join(' ')}\n`;
+    }
+  }
+  return out;
+}
+
+/** ipvsadm -L -n --persistent-conn */
+export function formatPersistentConnections(services: VirtualServiceInfo[], o: ListOptions): string {
+  let out = header(o);
+  out += `${pad('Prot LocalAddress:Port', 33)} ${pad('Weight', 9)} ${pad('PersistConn', 11)} ${pad('ActiveConn', 10)} ${pad('InActConn', 10)}\n`;
+  out += '  -> RemoteAddress:Port\n';
+  for (const s of sortedServices(services, o.sort !== false)) {
+    out += `${serviceLine(s)}\n`;
+    for (const r of s.reals) {
+      out += `  -> ${pad(endpoint(r.address, r.port), 28)} ${pad(String(r.currentWeight), 9)} ${pad(String(r.persistentConnections), 11)} ${pad(String(r.activeConnections), 10)} ${pad(String(r.inactiveConnections), 10)}\n`;
+    }
   }
   return out;
 }

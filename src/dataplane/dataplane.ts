@@ -10,34 +10,38 @@
  */
 import { EventEmitter } from 'node:events';
 import { LvsError } from '../errors.js';
+import { formatAddress, parseAddress, parseMac, prefixMask, type Family } from '../net/address.js';
+import { schedulingTables } from '../sched/plan.js';
+import { MH_DEFAULT_SIZE } from '../sched/tables.js';
 import {
-  addressWords,
-  familyNumber,
-  formatAddress,
-  macWords,
-  parseAddress,
-  parseMac,
-  type Family,
-  type IpAddress,
-  type MacAddress,
-} from '../net/address.js';
+  interfaceCommand,
+  markCommands,
+  optionsCommand,
+  realCommand,
+  serviceCommand,
+  tableCommands,
+  timeoutsCommand,
+  type Command,
+} from './commands.js';
+import { MemoryBackend } from './memory.js';
+import type { InterfaceState, ParsedMarkRule, PersistenceState, RealState, ServiceState } from './model.js';
 import { constants, native, type NativeDataplane, type NativeLayout } from './native.js';
-import { ConnFlag, Ev, Fwd, Op, SchedulerCode, SLOT_COUNTERS, STATE_NAMES, SlotCounter, State, Verdict } from './protocol.js';
+import { ConnFlag, Ev, Fwd, Op, OptionFlag, SLOT_COUNTERS, STATE_NAMES, SlotCounter, State } from './protocol.js';
 import { RingConsumer, RingProducer } from './ring.js';
 import type {
   ConnectionEntry,
+  DataplaneBehaviour,
   DataplaneOptions,
   ForwardingMethod,
-  Frame,
   InterfaceSpec,
-  OutputFrame,
+  MarkRule,
   RealServerChanges,
   RealServerInfo,
   RealServerKey,
   RealServerSpec,
-  ReplayResult,
-  SchedulerName,
+  SchedulerFlag,
   ServiceKey,
+  ServiceOptions,
   Timeouts,
   TrafficStats,
   VirtualServiceChanges,
@@ -46,39 +50,12 @@ import type {
 } from './types.js';
 import * as v from './validate.js';
 
-interface ServiceState {
-  slot: number;
-  key: v.ParsedServiceKey;
-  scheduler: SchedulerName;
-  /** IPVS list order: new reals go to the head. */
-  reals: RealState[];
-  byId: Map<string, RealState>;
-}
-
-interface RealState {
-  slot: number;
-  id: string;
-  address: IpAddress;
-  port: number;
-  weight: number;
-  method: ForwardingMethod;
-  iface: number;
-  mac: MacAddress | undefined;
-}
-
-interface InterfaceState {
-  spec: InterfaceSpec;
-  mac: MacAddress;
-  mtu: number;
-  vlan: number;
-  ipv4: IpAddress | undefined;
-  ipv6: IpAddress | undefined;
-}
-
-type Command = [op: number, payload: number[]];
+export { MemoryBackend };
 
 const METHOD_OF_FWD: Record<number, ForwardingMethod> = { [Fwd.nat]: 'nat', [Fwd.direct]: 'direct', [Fwd.tunnel]: 'tunnel' };
 const SETTLE_TIMEOUT_MS = 10_000;
+/** How often slow-start ramps are advanced. */
+const RAMP_TICK_MS = 250;
 
 /** The changes one transaction makes, applied all together or not at all. */
 export interface DataplaneTransaction {
@@ -92,6 +69,10 @@ export interface DataplaneTransaction {
   deleteReal(service: ServiceKey, real: RealServerKey): void;
   clear(): void;
   setTimeouts(timeouts: Partial<Timeouts>): void;
+  /** Reset the connection counts the least-connection schedulers see, as quiesce does. */
+  resetLeastConnection(key: ServiceKey): void;
+  setMarkRules(rules: MarkRule[]): void;
+  setBehaviour(behaviour: Partial<DataplaneBehaviour>): void;
 }
 
 export interface DataplaneEvents {
@@ -128,6 +109,9 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   private readonly zeroServices = new Map<number, number[]>();
   private readonly zeroReals = new Map<number, number[]>();
   private timeoutsS: Timeouts;
+  private marks: ParsedMarkRule[] = [];
+  private behaviour: DataplaneBehaviour = { expireNodestConn: false, expireQuiescentTemplate: false };
+  private rampTimer: NodeJS.Timeout | undefined;
 
   private committedGen = 0;
   private appliedGen = 0;
@@ -178,17 +162,29 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     this.ensureOpen();
     const undo: Array<() => void> = [];
     const commands: Command[] = [];
-    const tx = this.makeTransaction(undo, commands);
+    const touched = new Set<ServiceState>();
+    const tx = this.makeTransaction(undo, commands, touched);
     try {
       fn(tx);
     } catch (e) {
       for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
       throw e;
     }
+    this.commit(commands, touched);
+  }
+
+  /** Send a transaction's commands, with fresh scheduling tables for the services it touched. */
+  private commit(commands: Command[], touched: Set<ServiceState>): void {
+    for (const s of touched) {
+      if (this.services.get(s.key.id) !== s) continue; // deleted in the same transaction
+      const reals = s.reals.map((r) => ({ slot: r.slot, weight: r.current, lastWeight: r.lastWeight, family: r.address.family, address: r.address.bytes, port: r.port }));
+      for (const t of schedulingTables(s.scheduler, reals, s.mhSize)) commands.push(...tableCommands(s.slot, t.kind, t.table));
+    }
     if (commands.length === 0) return;
     this.committedGen++;
     commands.push([Op.COMMIT, [this.committedGen & 0xffffffff, Math.floor(this.committedGen / 2 ** 32)]]);
     this.send(commands);
+    this.scheduleRamp();
   }
 
   setInterface(spec: InterfaceSpec): void { this.transaction((tx) => tx.setInterface(spec)); }
@@ -204,6 +200,14 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   /** ipvsadm --set tcp tcpfin udp (seconds; 0 = unchanged). */
   setTimeouts(t: Partial<Timeouts>): void { this.transaction((tx) => tx.setTimeouts(t)); }
   getTimeouts(): Timeouts { return { ...this.timeoutsS }; }
+  /** Reset the connection counts the least-connection schedulers see (Piranha's quiesce). */
+  resetLeastConnection(key: ServiceKey): void { this.transaction((tx) => tx.resetLeastConnection(key)); }
+  /** Replace the firewall-mark classification rules (first match wins). */
+  setMarkRules(rules: MarkRule[]): void { this.transaction((tx) => tx.setMarkRules(rules)); }
+  getMarkRules(): MarkRule[] { return this.marks.map((m) => ({ ...m.rule })); }
+  /** IPVS's expire_nodest_conn and expire_quiescent_template. */
+  setBehaviour(b: Partial<DataplaneBehaviour>): void { this.transaction((tx) => tx.setBehaviour(b)); }
+  getBehaviour(): DataplaneBehaviour { return { ...this.behaviour }; }
 
   /** Resolves once the dataplane uses everything committed so far. */
   settled(): Promise<void> {
@@ -301,12 +305,19 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   poll(): void {
     this.ensureOpen();
     if (this.options.mode !== 'manual') throw new LvsError('LVS_MODE', 'poll() is for mode "manual"; threaded dataplanes run by themselves');
+    this.rampTick();
     for (let round = 0; round < 1000; round++) {
       this.flushBacklog();
       this.nd.poll();
       this.drainEvents();
       if (this.backlog.length === 0) return;
     }
+  }
+
+  /** "Now" as the dataplane sees it (ms): the manual clock, or a monotonic one. */
+  now(): number {
+    if (this.options.clock === 'manual') return Number(new BigUint64Array(this.region, 0, 1)[0]);
+    return Math.floor(performance.now());
   }
 
   /** Manual clock: set "now" (milliseconds) as the dataplane sees it. */
@@ -320,6 +331,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.backlogTimer);
+    clearInterval(this.rampTimer);
     this.nd.close();
     const err = new LvsError('LVS_CLOSED', 'the dataplane was closed');
     for (const w of this.settleWaiters) {
@@ -347,17 +359,27 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   // ------------------------------------------------------------------------------------------
   // Internals: transactions
 
-  private makeTransaction(undo: Array<() => void>, commands: Command[]): DataplaneTransaction {
+  private makeTransaction(undo: Array<() => void>, commands: Command[], touched: Set<ServiceState>): DataplaneTransaction {
     const dp = this;
     const o = this.options;
-    return {
+    /** Record a change to a service: its SET_SERVICE goes out, and its tables are recomputed. */
+    const serviceChanged = (s: ServiceState) => {
+      touched.add(s);
+      commands.push(serviceCommand(s));
+    };
+    const bumpEpoch = (s: ServiceState) => {
+      const prev = s.lcEpoch;
+      s.lcEpoch = (s.lcEpoch + 1) >>> 0;
+      undo.push(() => (s.lcEpoch = prev));
+      serviceChanged(s);
+    };
+    const tx: DataplaneTransaction = {
       setInterface(spec) {
         const st = dp.checkInterface(spec);
         const prev = dp.interfaces.get(spec.id);
         dp.interfaces.set(spec.id, st);
         undo.push(() => (prev ? dp.interfaces.set(spec.id, prev) : dp.interfaces.delete(spec.id)));
-        const flags = (st.ipv4 ? 1 : 0) | (st.ipv6 ? 2 : 0);
-        commands.push([Op.SET_INTERFACE, [spec.id, st.mtu, st.vlan, flags, ...macWords(st.mac), addressWords(st.ipv4)[0], ...addressWords(st.ipv6)]]);
+        commands.push(interfaceCommand(spec.id, st));
       },
       deleteInterface(id) {
         v.integer(id, 'id', 0, 255, 'LVS_INVALID_INTERFACE');
@@ -373,36 +395,39 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       },
       addService(spec) {
         const key = v.serviceKey(spec);
-        const sched = spec.scheduler === undefined ? 'rr' : v.scheduler(spec.scheduler);
+        const opts = checkServiceOptions(spec, key.family, { scheduler: 'wlc', flags: [], persistence: null, mhSize: MH_DEFAULT_SIZE, quiesce: false });
         if (dp.services.has(key.id)) throw new LvsError('LVS_SERVICE_EXISTS', `Service already exists: ${key.id}`, { field: 'service' });
-        if (!key.fwmark && key.port === 0) {
+        if (!key.fwmark && key.port === 0 && !opts.persistence) {
           throw new LvsError('LVS_PORT_ZERO', `Zero port specified for non-persistent service: ${key.id}`, { field: 'port' });
         }
         // Re-adding a service that is still draining revives its slot, as IPVS revives dests.
         let slot = [...dp.drainingServices].find(([, id]) => id === key.id)?.[0];
         if (slot !== undefined) {
           dp.drainingServices.delete(slot);
-          const s = slot;
-          undo.push(() => dp.drainingServices.set(s, key.id));
+          const sl = slot;
+          undo.push(() => dp.drainingServices.set(sl, key.id));
         } else {
           slot = dp.freeServiceSlots.pop();
           if (slot === undefined) throw new LvsError('LVS_CAPACITY', `no room for another service (maxServices ${o.maxServices})`, { field: 'service' });
-          const s = slot;
-          undo.push(() => dp.freeServiceSlots.push(s));
+          const sl = slot;
+          undo.push(() => dp.freeServiceSlots.push(sl));
         }
-        const st: ServiceState = { slot, key, scheduler: sched, reals: [], byId: new Map() };
+        const st: ServiceState = { slot, key, ...opts, lcEpoch: 0, reals: [], byId: new Map() };
         dp.services.set(key.id, st);
         undo.push(() => dp.services.delete(key.id));
-        commands.push(serviceCommand(st));
+        serviceChanged(st);
       },
       editService(k, changes) {
         const s = dp.findService(k);
         if (changes === null || typeof changes !== 'object') throw new LvsError('LVS_INVALID_ARGUMENT', 'changes: expected an object', { field: 'changes' });
-        const sched = changes.scheduler === undefined ? s.scheduler : v.scheduler(changes.scheduler);
-        const prev = s.scheduler;
-        s.scheduler = sched;
-        undo.push(() => (s.scheduler = prev));
-        commands.push(serviceCommand(s));
+        const next = checkServiceOptions(changes, s.key.family, s);
+        if (!s.key.fwmark && s.key.port === 0 && !next.persistence) {
+          throw new LvsError('LVS_PORT_ZERO', `Zero port specified for non-persistent service: ${s.key.id}`, { field: 'persistence' });
+        }
+        const prev = { scheduler: s.scheduler, flags: s.flags, persistence: s.persistence, mhSize: s.mhSize, quiesce: s.quiesce };
+        Object.assign(s, next);
+        undo.push(() => Object.assign(s, prev));
+        serviceChanged(s);
       },
       deleteService(k) {
         const s = dp.findService(k);
@@ -431,6 +456,9 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
           r.slot = slot;
           undo.push(() => dp.freeRealSlots.push(slot));
         }
+        if (r.weight > 0 && r.slowStart) r.rampFrom = dp.now();
+        r.current = dp.rampWeight(r, dp.now());
+        r.lastWeight = r.current;
         s.reals.unshift(r);
         s.byId.set(r.id, r);
         undo.push(() => {
@@ -438,6 +466,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
           s.byId.delete(r.id);
         });
         commands.push(realCommand(s, r, true));
+        touched.add(s);
+        if (s.quiesce && r.weight > 0) bumpEpoch(s);
       },
       editReal(k, key, changes) {
         const s = dp.findService(k);
@@ -449,12 +479,22 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
           weight: changes.weight ?? r.weight,
           method: changes.method ?? r.method,
           interface: changes.interface ?? r.iface,
+          upperThreshold: changes.upperThreshold ?? r.upper,
+          lowerThreshold: changes.lowerThreshold ?? r.lower,
+          slowStart: changes.slowStart ?? r.slowStart / 1000,
           ...((changes.mac ?? r.mac?.text) !== undefined ? { mac: changes.mac ?? r.mac!.text } : {}),
         });
         const prev = { ...r };
-        Object.assign(r, { weight: next.weight, method: next.method, iface: next.iface, mac: next.mac });
+        const rejoins = r.weight === 0 && next.weight > 0;
+        Object.assign(r, { weight: next.weight, method: next.method, iface: next.iface, mac: next.mac, upper: next.upper, lower: next.lower, slowStart: next.slowStart });
+        if (rejoins && r.slowStart) r.rampFrom = dp.now();
+        if (!r.slowStart || r.weight === 0) r.rampFrom = null;
+        r.current = dp.rampWeight(r, dp.now());
+        if (r.current > 0) r.lastWeight = r.current;
         undo.push(() => Object.assign(r, prev));
         commands.push(realCommand(s, r, false));
+        touched.add(s);
+        if (s.quiesce && rejoins) bumpEpoch(s);
       },
       deleteReal(k, key) {
         const s = dp.findService(k);
@@ -469,9 +509,10 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
           dp.undrain(r.slot);
         });
         commands.push([Op.DEL_REAL, [r.slot]]);
+        touched.add(s);
       },
       clear() {
-        for (const s of [...dp.services.values()]) this.deleteService(s.key.protocol ? { protocol: s.key.protocol, address: s.key.address!.text, port: s.key.port } : { fwmark: s.key.fwmark, family: s.key.family });
+        for (const s of [...dp.services.values()]) tx.deleteService(keyOf(s));
       },
       setTimeouts(t) {
         if (t === null || typeof t !== 'object') throw new LvsError('LVS_INVALID_TIMEOUT', 'timeouts: expected {tcp, tcpfin, udp}', { field: 'timeouts' });
@@ -484,13 +525,33 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         if (tcpfin) dp.timeoutsS.tcpfin = tcpfin;
         if (udp) dp.timeoutsS.udp = udp;
         undo.push(() => (dp.timeoutsS = prev));
-        const ms = new Array<number>(STATE_NAMES.length).fill(0);
-        ms[State.ESTABLISHED] = tcp * 1000;
-        ms[State.FIN_WAIT] = tcpfin * 1000;
-        ms[State.UDP] = udp * 1000;
-        commands.push([Op.SET_TIMEOUTS, [ms.length, ...ms]]);
+        commands.push(timeoutsCommand(tcp, tcpfin, udp));
+      },
+      resetLeastConnection(k) {
+        bumpEpoch(dp.findService(k));
+      },
+      setMarkRules(rules) {
+        if (!Array.isArray(rules)) throw new LvsError('LVS_INVALID_ARGUMENT', 'rules: expected an array', { field: 'rules' });
+        const parsed = rules.map((r, i) => checkMarkRule(r, `rules[${i}]`));
+        const prev = dp.marks;
+        dp.marks = parsed;
+        undo.push(() => (dp.marks = prev));
+        commands.push(...markCommands(parsed));
+      },
+      setBehaviour(b) {
+        if (b === null || typeof b !== 'object') throw new LvsError('LVS_INVALID_OPTION', 'behaviour: expected an object', { field: 'behaviour' });
+        for (const [k, val] of Object.entries(b)) {
+          if (k !== 'expireNodestConn' && k !== 'expireQuiescentTemplate') throw new LvsError('LVS_INVALID_OPTION', `behaviour: unknown option "${k}"`, { field: k });
+          if (typeof val !== 'boolean') throw new LvsError('LVS_INVALID_OPTION', `${k}: expected true or false`, { field: k });
+        }
+        const prev = dp.behaviour;
+        dp.behaviour = { ...prev, ...b };
+        undo.push(() => (dp.behaviour = prev));
+        const flags = (dp.behaviour.expireNodestConn ? OptionFlag.EXPIRE_NODEST_CONN : 0) | (dp.behaviour.expireQuiescentTemplate ? OptionFlag.EXPIRE_QUIESCENT_TEMPLATE : 0);
+        commands.push(optionsCommand(flags));
       },
     };
+    return tx;
   }
 
   private checkInterface(spec: InterfaceSpec): InterfaceState {
@@ -518,12 +579,19 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     if (method !== 'nat' && !s.key.fwmark && port !== s.key.port) {
       throw new LvsError('LVS_PORT_MAPPING', `port: ${method} forwarding cannot change the port (${port} vs the service's ${s.key.port}); use nat`, { field: 'port' });
     }
-    if (method === 'nat' && !s.key.fwmark && port === 0) throw new LvsError('LVS_INVALID_PORT', 'port: a nat real server needs a port', { field: 'port' });
+    if (method === 'nat' && !s.key.fwmark && port === 0 && s.key.port !== 0) throw new LvsError('LVS_INVALID_PORT', 'port: a nat real server needs a port', { field: 'port' });
     const iface = v.integer(spec.interface, 'interface', 0, 255, 'LVS_INVALID_INTERFACE');
     if (!this.interfaces.has(iface)) throw new LvsError('LVS_INVALID_INTERFACE', `interface: ${iface} is not configured (setInterface first)`, { field: 'interface' });
     const mac = spec.mac === undefined ? undefined : parseMac(spec.mac, 'mac');
+    const upper = spec.upperThreshold === undefined ? 0 : v.integer(spec.upperThreshold, 'upperThreshold', 0, 0x7fffffff, 'LVS_INVALID_THRESHOLD');
+    const lower = spec.lowerThreshold === undefined ? 0 : v.integer(spec.lowerThreshold, 'lowerThreshold', 0, 0x7fffffff, 'LVS_INVALID_THRESHOLD');
+    if (lower > upper) {
+      // As the kernel (ERANGE): the lower threshold may not exceed the upper one.
+      throw new LvsError('LVS_INVALID_THRESHOLD', `lowerThreshold: ${lower} is above the upper threshold ${upper}`, { field: 'lowerThreshold' });
+    }
+    const slowStart = spec.slowStart === undefined ? 0 : v.integer(spec.slowStart, 'slowStart', 0, 86_400, 'LVS_INVALID_ARGUMENT');
     const shown = address.family === 'ipv6' ? `[${address.text}]` : address.text;
-    return { slot: -1, id: `${shown}:${port}`, address, port, weight, method, iface, mac };
+    return { slot: -1, id: `${shown}:${port}`, address, port, weight, current: weight, lastWeight: weight, method, iface, mac, upper, lower, slowStart: slowStart * 1000, rampFrom: null };
   }
 
   private findService(key: ServiceKey): ServiceState {
@@ -541,6 +609,50 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     const r = s.byId.get(`${shown}:${port}`);
     if (!r) throw new LvsError('LVS_NO_SUCH_REAL', `No such destination: ${shown}:${port} in ${s.key.id}`, { field: 'real' });
     return r;
+  }
+
+  /** The weight slow start allows `r` at `now`: from 1 up to its weight over its slow-start time. */
+  private rampWeight(r: RealState, now: number): number {
+    if (r.rampFrom === null || r.weight === 0) return r.weight;
+    const elapsed = now - r.rampFrom;
+    if (elapsed >= r.slowStart) return r.weight;
+    return Math.max(1, Math.ceil((r.weight * Math.max(0, elapsed)) / r.slowStart));
+  }
+
+  /** Advance every ramp; the weights that change go out in one transaction. */
+  private rampTick(): void {
+    const now = this.now();
+    const commands: Command[] = [];
+    const touched = new Set<ServiceState>();
+    for (const s of this.services.values()) {
+      for (const r of s.reals) {
+        if (r.rampFrom === null) continue;
+        const w = this.rampWeight(r, now);
+        if (now - r.rampFrom >= r.slowStart) r.rampFrom = null;
+        if (w === r.current) continue;
+        r.current = w;
+        if (w > 0) r.lastWeight = w;
+        commands.push(realCommand(s, r, false));
+        touched.add(s);
+      }
+    }
+    this.commit(commands, touched);
+  }
+
+  /** With a monotonic clock, ramps advance on a timer while any is running. */
+  private scheduleRamp(): void {
+    if (this.options.clock === 'manual' || this.rampTimer || this.closed) return;
+    const ramping = () => [...this.services.values()].some((s) => s.reals.some((r) => r.rampFrom !== null));
+    if (!ramping()) return;
+    this.rampTimer = setInterval(() => {
+      if (this.closed) return;
+      this.rampTick();
+      if (!ramping()) {
+        clearInterval(this.rampTimer);
+        this.rampTimer = undefined;
+      }
+    }, RAMP_TICK_MS);
+    this.rampTimer.unref();
   }
 
   private drain(slot: number, service: string, real: string): void {
@@ -681,6 +793,10 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       port: s.key.port,
       fwmark: s.key.fwmark,
       scheduler: s.scheduler,
+      flags: [...s.flags],
+      persistence: s.persistence ? { timeout: s.persistence.timeout, netmask: s.persistence.mask.text } : null,
+      maglevTableSize: s.scheduler === 'mh' ? s.mhSize : null,
+      quiesce: s.quiesce,
       reals: s.reals.map((r) => this.realInfo(r)),
       stats: this.traffic(false, s.slot),
     };
@@ -693,6 +809,9 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       family: r.address.family,
       port: r.port,
       weight: r.weight,
+      currentWeight: r.current,
+      upperThreshold: r.upper,
+      lowerThreshold: r.lower,
       method: r.method,
       interface: r.iface,
       mac: r.mac?.text ?? null,
@@ -714,8 +833,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       const flags = b.readUInt16LE(off + 6);
       const template = (flags & ConnFlag.TEMPLATE) !== 0;
       out.push({
-        protocol: template && b.readUInt32LE(off + 24) ? 'IP' : proto === 6 ? 'TCP' : proto === 17 ? 'UDP' : 'IP',
-        state: STATE_NAMES[b[off + 3]!] ?? 'NONE',
+        protocol: proto === 6 ? 'TCP' : proto === 17 ? 'UDP' : 'IP',
+        state: template ? ((flags & ConnFlag.ASSURED) !== 0 ? 'ASSURED' : 'NONE') : (STATE_NAMES[b[off + 3]!] ?? 'NONE'),
         expiresIn: b.readUInt32LE(off + 32),
         client: { address: addr(40, af), port: b.readUInt16LE(off + 8) },
         virtual: { address: addr(56, af), port: b.readUInt16LE(off + 10) },
@@ -730,19 +849,112 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   }
 }
 
-function serviceCommand(s: ServiceState): Command {
-  const k = s.key;
-  return [
-    Op.SET_SERVICE,
-    [s.slot, familyNumber(k.family), k.protocol === 'udp' ? 17 : k.protocol === 'tcp' ? 6 : 0, k.port, k.fwmark | 0, SchedulerCode[s.scheduler], 0, 0, 0, ...addressWords(k.address ?? undefined), 0, 0, 0, 0],
-  ];
+function keyOf(s: ServiceState): ServiceKey {
+  return s.key.protocol ? { protocol: s.key.protocol, address: s.key.address!.text, port: s.key.port } : { fwmark: s.key.fwmark, family: s.key.family };
 }
 
-function realCommand(s: ServiceState, r: RealState, isNew: boolean): Command {
-  return [
-    Op.SET_REAL,
-    [r.slot, s.slot, familyNumber(r.address.family), r.port, r.weight, Fwd[r.method], 0, 0, r.iface, isNew ? 1 : 0, ...macWords(r.mac), ...addressWords(r.address)],
-  ];
+type ServiceSettings = Pick<ServiceState, 'scheduler' | 'flags' | 'persistence' | 'mhSize' | 'quiesce'>;
+
+const MAX_PERSISTENCE_S = 31 * 24 * 3600; // ipvsadm: 1 second to 31 days
+const DEFAULT_PERSISTENCE_S = 360; // ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT (its man page says 300)
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
+  return true;
+}
+
+/** Service options over the current settings `base`; unknown or inconsistent ones are errors. */
+function checkServiceOptions(o: ServiceOptions, family: Family, base: ServiceSettings): ServiceSettings {
+  const scheduler = o.scheduler === undefined ? base.scheduler : v.scheduler(o.scheduler);
+  let flags = base.flags;
+  if (o.flags !== undefined) {
+    if (!Array.isArray(o.flags)) throw new LvsError('LVS_INVALID_SCHEDULER', 'flags: expected a list such as ["sh-fallback", "sh-port"]', { field: 'flags' });
+    flags = [...new Set(o.flags)];
+  }
+  for (const f of flags) {
+    if (!['sh-fallback', 'sh-port', 'mh-fallback', 'mh-port', 'flag-1', 'flag-2', 'flag-3'].includes(f)) {
+      throw new LvsError('LVS_INVALID_SCHEDULER', `flags: unknown scheduler flag ${JSON.stringify(f)}`, { field: 'flags' });
+    }
+    if ((f.startsWith('sh-') && scheduler !== 'sh') || (f.startsWith('mh-') && scheduler !== 'mh')) {
+      throw new LvsError('LVS_INVALID_SCHEDULER', `flags: ${f} is a flag of the ${f.slice(0, 2)} scheduler, not of ${scheduler}`, { field: 'flags' });
+    }
+  }
+  let persistence = base.persistence;
+  if (o.persistence !== undefined) persistence = checkPersistence(o.persistence, family);
+  let mhSize = base.mhSize;
+  if (o.maglevTableSize !== undefined) {
+    mhSize = v.integer(o.maglevTableSize, 'maglevTableSize', 251, 1 << 20, 'LVS_INVALID_SCHEDULER');
+    if (!isPrime(mhSize)) throw new LvsError('LVS_INVALID_SCHEDULER', `maglevTableSize: ${mhSize} is not prime (IPVS uses 4093, the Maglev paper 65537)`, { field: 'maglevTableSize' });
+  }
+  let quiesce = base.quiesce;
+  if (o.quiesce !== undefined) {
+    if (typeof o.quiesce !== 'boolean') throw new LvsError('LVS_INVALID_OPTION', 'quiesce: expected true or false', { field: 'quiesce' });
+    quiesce = o.quiesce;
+  }
+  return { scheduler, flags: flags as SchedulerFlag[], persistence, mhSize, quiesce };
+}
+
+function checkPersistence(p: ServiceOptions['persistence'], family: Family): PersistenceState | null {
+  if (p === false || p === null) return null;
+  const spec = p === true ? {} : typeof p === 'number' ? { timeout: p } : p;
+  if (typeof spec !== 'object') throw new LvsError('LVS_INVALID_PERSISTENCE', 'persistence: expected true, a timeout in seconds or {timeout, netmask}', { field: 'persistence' });
+  const timeout = spec.timeout === undefined ? DEFAULT_PERSISTENCE_S : v.integer(spec.timeout, 'persistence.timeout', 1, MAX_PERSISTENCE_S, 'LVS_INVALID_PERSISTENCE');
+  const bits = family === 'ipv4' ? 32 : 128;
+  let mask = prefixMask(family, bits);
+  let plen = bits;
+  if (typeof spec.netmask === 'number') {
+    plen = v.integer(spec.netmask, 'persistence.netmask', 1, bits, 'LVS_INVALID_PERSISTENCE');
+    mask = prefixMask(family, plen);
+  } else if (spec.netmask !== undefined) {
+    if (family === 'ipv6') throw new LvsError('LVS_INVALID_PERSISTENCE', 'persistence.netmask: IPv6 services take a prefix length (1-128)', { field: 'persistence.netmask' });
+    mask = parseAddress(spec.netmask, 'persistence.netmask');
+    if (mask.family !== 'ipv4') throw new LvsError('LVS_INVALID_PERSISTENCE', `persistence.netmask: ${spec.netmask} is not an IPv4 netmask`, { field: 'persistence.netmask' });
+    // IPVS ANDs the mask as given (ipvsadm -M accepts any dotted mask); the prefix length
+    // reported is its count of leading ones.
+    const word = (mask.bytes[0]! << 24) | (mask.bytes[1]! << 16) | (mask.bytes[2]! << 8) | mask.bytes[3]!;
+    plen = Math.clz32(~word);
+  }
+  return { timeout, mask, plen };
+}
+
+function checkMarkRule(r: MarkRule, field: string): ParsedMarkRule {
+  if (r === null || typeof r !== 'object') throw new LvsError('LVS_INVALID_MARK', `${field}: expected {mark, destination, ...}`, { field });
+  v.integer(r.mark, `${field}.mark`, 1, 0xffffffff, 'LVS_INVALID_MARK');
+  const protocol = r.protocol === undefined ? 0 : v.protocol(r.protocol, `${field}.protocol`) === 'tcp' ? 6 : 17;
+  const prefix = (text: unknown, f: string) => {
+    if (typeof text !== 'string') throw new LvsError('LVS_INVALID_MARK', `${f}: expected an address or prefix`, { field: f });
+    const [a, len] = text.split('/');
+    const address = parseAddress(a!, f);
+    const max = address.family === 'ipv4' ? 32 : 128;
+    const plen = len === undefined ? max : Number(len);
+    if (!Number.isInteger(plen) || plen < 0 || plen > max || (len !== undefined && !/^\d+$/.test(len))) {
+      throw new LvsError('LVS_INVALID_MARK', `${f}: "${text}" has a bad prefix length`, { field: f });
+    }
+    return { address, plen };
+  };
+  const dst = prefix(r.destination, `${field}.destination`);
+  const src = r.source === undefined ? undefined : prefix(r.source, `${field}.source`);
+  if (src && src.address.family !== dst.address.family) throw new LvsError('LVS_FAMILY_MISMATCH', `${field}.source: not the family of the destination`, { field: `${field}.source` });
+  let from = 0;
+  let to = 65535;
+  if (typeof r.ports === 'number') from = to = v.port(r.ports, `${field}.ports`);
+  else if (Array.isArray(r.ports) && r.ports.length === 2) {
+    from = v.port(r.ports[0], `${field}.ports[0]`);
+    to = v.port(r.ports[1], `${field}.ports[1]`);
+    if (from > to) throw new LvsError('LVS_INVALID_MARK', `${field}.ports: ${from}-${to} is an empty range`, { field: `${field}.ports` });
+  } else if (r.ports !== undefined) throw new LvsError('LVS_INVALID_MARK', `${field}.ports: expected a port or [from, to]`, { field: `${field}.ports` });
+  return {
+    rule: { ...r },
+    family: dst.address.family,
+    protocol,
+    destination: dst.address,
+    destinationPrefix: dst.plen,
+    source: src?.address,
+    sourcePrefix: src?.plen ?? 0,
+    portFrom: from,
+    portTo: to,
+  };
 }
 
 function normaliseOptions(o: DataplaneOptions): Required<DataplaneOptions> {
@@ -761,72 +973,5 @@ function normaliseOptions(o: DataplaneOptions): Required<DataplaneOptions> {
     memorySlots: v.optionalPowerOfTwo(o.memorySlots, 'memorySlots', 1024, 2, 1 << 16),
     seed: o.seed === undefined ? 0 : v.integer(o.seed, 'seed', 0, 0xffffffff, 'LVS_INVALID_OPTION'),
   };
-}
-
-/** The memory backend: push frames in, read out what would leave and where. */
-export class MemoryBackend {
-  constructor(
-    private readonly dp: Dataplane,
-    private readonly nd: NativeDataplane,
-  ) {}
-
-  /** Queue frames for a worker; returns how many fit. */
-  send(frames: Frame[], worker = 0): number {
-    this.dp.ensureOpen();
-    this.checkWorker(worker);
-    const max = constants().maxFrame;
-    frames.forEach((f, i) => {
-      v.integer(f.iface, `frames[${i}].iface`, 0, 255, 'LVS_INVALID_INTERFACE');
-      if (!(f.data instanceof Uint8Array)) throw new LvsError('LVS_INVALID_ARGUMENT', `frames[${i}].data: expected a Uint8Array`, { field: `frames[${i}].data` });
-      if (f.data.length > max) throw new LvsError('LVS_FRAME_TOO_LARGE', `frames[${i}]: ${f.data.length} bytes exceed the memory backend's ${max}`, { field: `frames[${i}].data` });
-    });
-    return this.nd.inject(worker, Uint16Array.from(frames, (f) => f.iface), frames.map((f) => f.data));
-  }
-
-  /** Frames the worker has finished with: transmitted (tx) or handed to the kernel (pass). */
-  receive(worker = 0, max = 1 << 16): OutputFrame[] {
-    this.dp.ensureOpen();
-    this.checkWorker(worker);
-    return this.nd.collect(worker, max).map((o) => ({ iface: o.iface, action: o.verdict === Verdict.pass ? 'pass' : 'tx', data: o.data }));
-  }
-
-  /** Send frames through and return everything that comes out (any number of frames). */
-  async process(frames: Frame[], worker = 0): Promise<OutputFrame[]> {
-    const out: OutputFrame[] = [];
-    const manual = this.dp.options.mode === 'manual';
-    let at = 0;
-    while (at < frames.length) {
-      const before = this.dp.rxPackets(worker);
-      const n = this.send(frames.slice(at), worker);
-      at += n;
-      if (manual) {
-        this.dp.poll();
-      } else {
-        const deadline = Date.now() + SETTLE_TIMEOUT_MS;
-        while (this.dp.rxPackets(worker) < before + n) {
-          if (Date.now() > deadline) throw new LvsError('LVS_TIMEOUT', 'the dataplane did not process the frames in time');
-          await new Promise((r) => setTimeout(r, 1));
-        }
-      }
-      out.push(...this.receive(worker));
-    }
-    return out;
-  }
-
-  /** Manual mode: run `frames` round and round through one worker, `packets` in all, and time it. */
-  replay(frames: Frame[], packets: number, worker = 0): ReplayResult {
-    this.dp.ensureOpen();
-    if (this.dp.options.mode !== 'manual') throw new LvsError('LVS_MODE', 'replay() needs mode "manual"');
-    this.checkWorker(worker);
-    v.integer(packets, 'packets', 0, Number.MAX_SAFE_INTEGER, 'LVS_INVALID_ARGUMENT');
-    this.dp.poll();
-    const r = this.nd.replay(frames.map((f) => f.data), Uint16Array.from(frames, (f) => f.iface), packets, worker);
-    const seconds = r.ns / 1e9;
-    return { packets: r.packets, tx: r.tx, pass: r.pass, drop: r.drop, txBytes: r.txBytes, seconds, packetsPerSecond: seconds > 0 ? r.packets / seconds : 0 };
-  }
-
-  private checkWorker(worker: number): void {
-    v.integer(worker, 'worker', 0, this.dp.options.workers - 1, 'LVS_INVALID_ARGUMENT');
-  }
 }
 

@@ -38,6 +38,8 @@ export interface NativeConstants {
   states: string[];
   defaultTimeouts: number[];
   slotCounters: number;
+  markRuleWords: number;
+  schedulers: Record<string, number>;
   dumpRecordBytes: number;
   connEntryBytes: number;
   maxFrame: number;

@@ -8,23 +8,43 @@ import type { StateName } from './protocol.js';
 export type { Family };
 export type Protocol = 'tcp' | 'udp';
 export type ForwardingMethod = 'nat' | 'direct' | 'tunnel';
-/** Schedulers the dataplane runs today; the scheduling issue adds the rest of IPVS's list. */
-export type SchedulerName = 'rr';
-export const SCHEDULERS: readonly SchedulerName[] = ['rr'];
+/** IPVS's schedulers, all of them, with IPVS's semantics (see docs/scheduling.md). */
+export type SchedulerName = 'rr' | 'wrr' | 'lc' | 'wlc' | 'sed' | 'nq' | 'lblc' | 'lblcr' | 'dh' | 'sh' | 'mh' | 'fo' | 'ovf' | 'twos';
+export const SCHEDULERS: readonly SchedulerName[] = ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'lblc', 'lblcr', 'dh', 'sh', 'mh', 'fo', 'ovf', 'twos'];
+/** ipvsadm -b: sh-fallback/sh-port for sh, mh-fallback/mh-port for mh, flag-1..3 raw. */
+export type SchedulerFlag = 'sh-fallback' | 'sh-port' | 'mh-fallback' | 'mh-port' | 'flag-1' | 'flag-2' | 'flag-3';
+
+/** ipvsadm -p [timeout] -M netmask. */
+export interface Persistence {
+  /** Seconds, 1 to 31 days; default 360 (ipvsadm's). */
+  timeout?: number;
+  /** Clients sharing a template: an IPv4 netmask ("255.255.255.0") or a prefix length
+   *  (IPv4 or IPv6); default one address (/32, /128). */
+  netmask?: string | number;
+}
 
 /** A virtual service is named as ipvsadm names it: -t/-u VIP:port, or -f fwmark. */
 export type ServiceKey =
   | { protocol: Protocol; address: string; port: number }
   | { fwmark: number; family?: Family };
 
-export type VirtualServiceSpec = ServiceKey & {
-  /** Default `rr` (IPVS's default, wlc, arrives with the scheduling issue). */
+export interface ServiceOptions {
+  /** Default `wlc`, as IPVS. */
   scheduler?: SchedulerName;
-};
+  flags?: SchedulerFlag[];
+  /** true = ipvsadm -p (360 s); a number = -p seconds; an object for the netmask too. */
+  persistence?: Persistence | boolean | number;
+  /** mh only: the Maglev table size, a prime (IPVS 4093, the Maglev paper 65537). */
+  maglevTableSize?: number;
+  /** Piranha's quiesce_server: when a real joins or comes back (weight from 0), the connection
+   *  counts the least-connection schedulers see are reset, so the newcomer is not flooded. */
+  quiesce?: boolean;
+}
 
-export type VirtualServiceChanges = {
-  scheduler?: SchedulerName;
-};
+export type VirtualServiceSpec = ServiceKey & ServiceOptions;
+
+/** Changes to a service; `persistence: false` turns persistence off. */
+export type VirtualServiceChanges = ServiceOptions;
 
 export interface RealServerKey {
   address: string;
@@ -42,9 +62,39 @@ export interface RealServerSpec extends RealServerKey {
   /** MAC address of the real or its next hop on that interface. Omitted: unresolved (the
    *  dataplane drops its packets and emits `neighbour-miss`). */
   mac?: string;
+  /** ipvsadm -x: at this many connections (active + inactive) the real takes no new ones. */
+  upperThreshold?: number;
+  /** ipvsadm -y: below this it takes them again (default: below 3/4 of the upper one). */
+  lowerThreshold?: number;
+  /** Seconds over which the weight ramps up when the real joins or comes back from weight 0
+   *  (none of IPVS, Piranha or keepalived has this; HAProxy's slowstart). */
+  slowStart?: number;
 }
 
-export type RealServerChanges = Partial<Pick<RealServerSpec, 'weight' | 'method' | 'interface' | 'mac'>>;
+export type RealServerChanges = Partial<Pick<RealServerSpec, 'weight' | 'method' | 'interface' | 'mac' | 'upperThreshold' | 'lowerThreshold' | 'slowStart'>>;
+
+/** Dataplane-wide IPVS behaviours (the sysctls of the same names). */
+export interface DataplaneBehaviour {
+  /** Packets of a connection whose real was deleted end it (and start a new one if they can);
+   *  a new SYN to a quiesced real is rescheduled. Default false. */
+  expireNodestConn: boolean;
+  /** Persistence templates of a quiesced (weight 0) real stop binding clients. Default false. */
+  expireQuiescentTemplate: boolean;
+}
+
+/** A firewall-mark classification rule: packets starting a connection that match get `mark`,
+ *  and go to the firewall-mark service of that mark if there is one. First match wins. */
+export interface MarkRule {
+  mark: number;
+  /** Default: any. */
+  protocol?: Protocol;
+  /** An address or prefix ("198.18.0.10", "198.18.0.0/24", "2001:db8::/64"). */
+  destination: string;
+  /** A port, or an inclusive range [from, to]; default all. */
+  ports?: number | [number, number];
+  /** An address or prefix; default any. */
+  source?: string;
+}
 
 export interface InterfaceSpec {
   /** 0..255: how frames name their interface. */
@@ -80,7 +130,12 @@ export interface RealServerInfo {
   address: string;
   family: Family;
   port: number;
+  /** As configured. */
   weight: number;
+  /** What the dataplane uses now (less than `weight` while slow start ramps it up). */
+  currentWeight: number;
+  upperThreshold: number;
+  lowerThreshold: number;
   method: ForwardingMethod;
   interface: number;
   mac: string | null;
@@ -97,6 +152,10 @@ export interface VirtualServiceInfo {
   port: number;
   fwmark: number;
   scheduler: SchedulerName;
+  flags: SchedulerFlag[];
+  persistence: { timeout: number; netmask: string } | null;
+  maglevTableSize: number | null;
+  quiesce: boolean;
   /** In IPVS list order: the most recently added real first. */
   reals: RealServerInfo[];
   stats: TrafficStats;

@@ -42,7 +42,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   dp.transaction((tx) => {
     tx.setInterface({ id: OUT, name: 'outside', mac: MAC.out, ipv4: '198.18.0.1' });
     tx.setInterface({ id: IN, name: 'inside', mac: MAC.in, ipv4: '198.19.0.1' });
-    tx.addService(WEB);
+    tx.addService({ ...WEB, scheduler: 'wlc' });
     [3, 2, 1].forEach((weight, i) => tx.addReal(WEB, { address: `198.19.0.${11 + i}`, port: 8080, method: 'nat', weight, interface: IN, mac: realMac(i + 1) }));
     tx.addService(DR);
     [1, 1].forEach((weight, i) => tx.addReal(DR, { address: `198.19.0.${21 + i}`, method: 'direct', weight, interface: IN, mac: realMac(i + 4) }));

@@ -1,23 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { formatConnections, formatList, formatStats, largeNumber } from '../../src/cli/format.js';
+import { formatConnections, formatList, formatPersistentConnections, formatStats, formatThresholds, largeNumber } from '../../src/cli/format.js';
 import type { RealServerInfo, VirtualServiceInfo } from '../../src/index.js';
 
 // The samples in shared/reference/ipvs.md section 7, which replay ipvsadm's own printf formats.
-// (Service flags, persistence and the fwmark/UDP services of those samples arrive with the
-// scheduling and lvsadm issues; the lines below are the parts the dataplane can show today.)
 const zero = { connections: 0, packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0 };
-function real(address: string, port: number, method: RealServerInfo['method'], weight: number, active: number, inactive: number, stats = zero): RealServerInfo {
-  return { address, family: 'ipv4', port, weight, method, interface: 1, mac: null, activeConnections: active, inactiveConnections: inactive, persistentConnections: 0, stats };
+function real(address: string, port: number, method: RealServerInfo['method'], weight: number, active: number, inactive: number, stats = zero, persistent = 0): RealServerInfo {
+  return { address, family: 'ipv4', port, weight, currentWeight: weight, upperThreshold: 0, lowerThreshold: 0, method, interface: 1, mac: null, activeConnections: active, inactiveConnections: inactive, persistentConnections: persistent, stats };
 }
-function service(port: number, reals: RealServerInfo[], stats = zero): VirtualServiceInfo {
-  return { family: 'ipv4', protocol: 'tcp', address: '192.168.1.100', port, fwmark: 0, scheduler: 'rr', reals, stats };
+function service(port: number, reals: RealServerInfo[], stats = zero, extra: Partial<VirtualServiceInfo> = {}): VirtualServiceInfo {
+  return { family: 'ipv4', protocol: 'tcp', address: '192.168.1.100', port, fwmark: 0, scheduler: 'wlc', flags: [], persistence: null, maglevTableSize: null, quiesce: false, reals, stats, ...extra };
 }
+const sh443 = () =>
+  service(443, [real('10.0.0.1', 443, 'direct', 1, 3, 7, zero, 4)], zero, { scheduler: 'sh', flags: ['sh-fallback', 'sh-port'], persistence: { timeout: 360, netmask: '255.255.255.0' } });
 
 describe('ipvsadm listing formats', () => {
-  it('-L -n', () => {
+  it('-L -n, with flags, persistence and masks', () => {
     const text = formatList(
       [
         service(80, [real('10.0.0.2', 8080, 'nat', 2, 25, 81), real('10.0.0.1', 80, 'nat', 1, 12, 40)]),
+        { ...service(0, [real('10.0.0.4', 0, 'direct', 3, 0, 0)], zero, { scheduler: 'wrr', persistence: { timeout: 300, netmask: '255.255.255.255' } }), protocol: null, address: null, fwmark: 1 },
+        sh443(),
       ],
       { tableSize: 4096 },
     );
@@ -25,9 +27,30 @@ describe('ipvsadm listing formats', () => {
       'IP Virtual Server version 1.2.1 (size=4096)\n' +
         'Prot LocalAddress:Port Scheduler Flags\n' +
         '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n' +
-        'TCP  192.168.1.100:80 rr\n' +
+        'TCP  192.168.1.100:80 wlc\n' +
         '  -> 10.0.0.1:80                  Masq    1      12         40        \n' +
-        '  -> 10.0.0.2:8080                Masq    2      25         81        \n',
+        '  -> 10.0.0.2:8080                Masq    2      25         81        \n' +
+        'TCP  192.168.1.100:443 sh (sh-fallback,sh-port) persistent 360 mask 255.255.255.0\n' +
+        '  -> 10.0.0.1:443                 Route   1      3          7         \n' +
+        'FWM  1 wrr persistent 300\n' +
+        '  -> 10.0.0.4:0                   Route   3      0          0         \n',
+    );
+  });
+
+  it('--thresholds and --persistent-conn', () => {
+    expect(formatThresholds([sh443()], { tableSize: 4096 })).toBe(
+      'IP Virtual Server version 1.2.1 (size=4096)\n' +
+        'Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n' +
+        '  -> RemoteAddress:Port\n' +
+        'TCP  192.168.1.100:443 sh (sh-fallback,sh-port) persistent 360 mask 255.255.255.0\n' +
+        '  -> 10.0.0.1:443                 0          0          3          7         \n',
+    );
+    expect(formatPersistentConnections([sh443()], { tableSize: 4096 })).toBe(
+      'IP Virtual Server version 1.2.1 (size=4096)\n' +
+        'Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n' +
+        '  -> RemoteAddress:Port\n' +
+        'TCP  192.168.1.100:443 sh (sh-fallback,sh-port) persistent 360 mask 255.255.255.0\n' +
+        '  -> 10.0.0.1:443                 1         4           3          7         \n',
     );
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { native } from '../../src/dataplane/native.js';
-import { Ev, Op, SLOT_COUNTERS, STATE_NAMES, SlotCounter } from '../../src/dataplane/protocol.js';
+import { Ev, MARK_RULE_WORDS, Op, SLOT_COUNTERS, STATE_NAMES, SchedulerCode, SlotCounter } from '../../src/dataplane/protocol.js';
 import { RingConsumer, RingProducer } from '../../src/dataplane/ring.js';
 
 describe('the TS and C++ halves agree', () => {
@@ -10,6 +10,8 @@ describe('the TS and C++ halves agree', () => {
     expect(c.events).toEqual(Ev);
     expect(c.states).toEqual([...STATE_NAMES]);
     expect(c.slotCounters).toBe(SLOT_COUNTERS);
+    expect(c.schedulers).toEqual(SchedulerCode);
+    expect(c.markRuleWords).toBe(MARK_RULE_WORDS);
     expect(Object.keys(SlotCounter)).toHaveLength(SLOT_COUNTERS);
     expect(c.connEntryBytes).toBe(128); // the budget: at most 128 bytes per entry
     expect(c.defaultTimeouts.slice(0, 3)).toEqual([2, 900, 120]);
@@ -29,6 +31,7 @@ describe('the TS and C++ halves agree', () => {
     expect(l.stats % 64).toBe(0);
     expect(l.stripeBytes % 64).toBe(0);
     expect(l.stripeReals - l.stripeServices).toBe(10 * SLOT_COUNTERS * 8);
+    expect(l.stripeBytes).toBeGreaterThanOrEqual(l.stripeReals + 100 * SLOT_COUNTERS * 8);
   });
 });
 

@@ -3,7 +3,7 @@
  * 1 faces the real servers. Addresses are from 198.18.0.0/15 and 2001:db8::/32.
  */
 import { afterEach } from 'vitest';
-import { Dataplane, type DataplaneOptions, type ForwardingMethod, type ServiceKey } from '../../src/index.js';
+import { Dataplane, type DataplaneOptions, type ForwardingMethod, type SchedulerName, type ServiceKey } from '../../src/index.js';
 import { MACS, decode, type Decoded } from '../../src/lab/frames.js';
 
 export const VIP4 = '198.18.0.10';
@@ -37,9 +37,9 @@ export function udpService(address = VIP4, port = 53): ServiceKey {
   return { protocol: 'udp', address, port };
 }
 
-/** A service with `n` reals (the first n of REALS4/REALS6 by the VIP's family). */
-export function withService(dp: Dataplane, key: ServiceKey, method: ForwardingMethod, n = 1, realPort?: number): string[] {
-  dp.addService(key);
+/** A round-robin service with `n` reals (the first n of REALS4/REALS6 by the VIP's family). */
+export function withService(dp: Dataplane, key: ServiceKey, method: ForwardingMethod, n = 1, realPort?: number, scheduler: SchedulerName = 'rr'): string[] {
+  dp.addService({ ...key, scheduler });
   const v6 = 'address' in key && key.address.includes(':');
   const reals = (v6 ? REALS6 : REALS4).slice(0, n);
   reals.forEach((address, i) =>
