@@ -1,5 +1,6 @@
 #include "control/control.hpp"
 #include <algorithm>
+#include <numeric>
 
 namespace lvsd {
 namespace {
@@ -27,9 +28,9 @@ constexpr uint32_t kSetRealWords = 16;
 
 }  // namespace
 
-Control::Control(const Shared& shared, RealFlags& flags, std::vector<WorkerSync>& workers, EventSink events,
-                 std::function<void()> wake_workers)
-    : shared_(shared), flags_(flags), workers_(workers), commands_(shared.command_ring()), events_(events),
+Control::Control(const Shared& shared, Clock clock, RealFlags& flags, std::vector<WorkerSync>& workers,
+                 EventSink events, std::function<void()> wake_workers)
+    : shared_(shared), clock_(clock), flags_(flags), workers_(workers), commands_(shared.command_ring()), events_(events),
       wake_workers_(std::move(wake_workers)),
       builder_(shared.layout().max_services, shared.layout().max_reals) {
   auto* first = new Snapshot(builder_);
@@ -121,6 +122,7 @@ void Control::apply(const uint32_t* msg) {
         return reject(op, REJ_BAD_FIELD);
       ServiceCfg& s = builder_.services[slot];
       const bool was_present = s.present;
+      const uint8_t old_sched = s.sched;
       if (!s.present) s = ServiceCfg{};
       drain_services_.erase(std::remove_if(drain_services_.begin(), drain_services_.end(),
                                            [&](const Drain& d) { return d.slot == slot; }),
@@ -140,6 +142,7 @@ void Control::apply(const uint32_t* msg) {
       s.lc_epoch = w[17];
       s.mh_size = w[18];
       if (!was_present) s.version = next_version_++;  // schedulers follow reals, not options
+      if (s.sched == SCH_WRR && (!was_present || old_sched != SCH_WRR)) log_wrr(s, true);
       return;
     }
     case OP_SET_TABLE: {
@@ -220,6 +223,7 @@ void Control::apply(const uint32_t* msg) {
       r.mac = read_mac(w[10], w[11]);
       r.addr = read_addr(w + 12);
       s.version = next_version_++;
+      if (s.sched == SCH_WRR) log_wrr(s, false);  // add_dest / upd_dest
       return;
     }
     case OP_DEL_REAL:
@@ -251,19 +255,34 @@ void Control::apply(const uint32_t* msg) {
   }
 }
 
+void Control::log_wrr(ServiceCfg& s, bool init) {
+  int64_t g = 0, maxw = 0;
+  for (uint32_t r : s.reals) {
+    const int64_t w = builder_.reals[r].weight;
+    if (w > 0) g = g ? std::gcd(w, g) : w;
+    maxw = std::max(maxw, w);
+  }
+  const int64_t di = g ? g : 1;
+  auto log = std::make_shared<WrrLog>(s.wrr_log ? *s.wrr_log : WrrLog{});
+  log->changes.push_back(WrrChange{next_wrr_seq_++, init, di, maxw - (di - 1)});
+  if (log->changes.size() > WrrLog::kKeep) log->changes.erase(log->changes.begin());
+  s.wrr_log = std::move(log);
+}
+
 void Control::delete_real(uint32_t slot) {
   RealCfg& r = builder_.reals[slot];
   ServiceCfg& s = builder_.services[r.svc];
   s.reals.erase(std::remove(s.reals.begin(), s.reals.end(), slot), s.reals.end());
   s.version = next_version_++;
-  drain_reals_.push_back(Drain{slot, r.svc, 0});
+  if (s.sched == SCH_WRR && s.present) log_wrr(s, false);  // del_dest
+  drain_reals_.push_back(Drain{slot, r.svc, 0, 0});
   r = RealCfg{};
 }
 
 void Control::delete_service(uint32_t slot) {
   ServiceCfg& s = builder_.services[slot];
   while (!s.reals.empty()) delete_real(s.reals.front());
-  drain_services_.push_back(Drain{slot, NIL, 0});
+  drain_services_.push_back(Drain{slot, NIL, 0, 0});
   s = ServiceCfg{};
 }
 
@@ -313,8 +332,15 @@ void Control::zero_counters(bool service, uint32_t slot) {
 }
 
 void Control::release_drained() {
-  auto reals_end = std::remove_if(drain_reals_.begin(), drain_reals_.end(), [&](const Drain& d) {
-    if (!d.gen || !workers_past(d.gen) || real_refs(d.slot) != 0) return false;
+  const uint64_t now = clock_.now_ms();
+  auto reals_end = std::remove_if(drain_reals_.begin(), drain_reals_.end(), [&](Drain& d) {
+    if (!d.gen || !workers_past(d.gen)) return false;
+    if (real_refs(d.slot) != 0) {
+      d.idle_since = 0;
+      return false;
+    }
+    if (!d.idle_since) d.idle_since = now ? now : 1;
+    if (now - d.idle_since < kTrashPeriodMs) return false;
     zero_counters(false, d.slot);
     flags_.set_overload(d.slot, false);
     events_.emit(EV_REAL_RELEASED, &d.slot, 1);

@@ -14,8 +14,12 @@ namespace lvsd {
 
 class Control {
  public:
-  Control(const Shared& shared, RealFlags& flags, std::vector<WorkerSync>& workers, EventSink events,
-          std::function<void()> wake_workers);
+  // IP_VS_DEST_TRASH_PERIOD: a deleted real stays revivable (connections, counters, weight
+  // memory) until it has been idle this long.
+  static constexpr uint64_t kTrashPeriodMs = 120'000;
+
+  Control(const Shared& shared, Clock clock, RealFlags& flags, std::vector<WorkerSync>& workers,
+          EventSink events, std::function<void()> wake_workers);
   ~Control();
 
   // Drain the command ring and do the periodic work. True when a command was consumed.
@@ -27,14 +31,16 @@ class Control {
  private:
   struct Drain {
     uint32_t slot;
-    uint32_t svc;   // for reals: the service it belonged to
-    uint64_t gen;   // first generation without it (0 = not committed yet)
+    uint32_t svc;             // for reals: the service it belonged to
+    uint64_t gen;             // first generation without it (0 = not committed yet)
+    uint64_t idle_since = 0;  // reals: when it was first seen without connections (0: not yet)
   };
 
   void apply(const uint32_t* msg);
   void reject(uint32_t op, uint32_t code);
   void commit(uint64_t gen);
   void delete_real(uint32_t slot);
+  void log_wrr(ServiceCfg& s, bool init);
   void delete_service(uint32_t slot);
   void reclaim();
   void release_drained();
@@ -43,6 +49,7 @@ class Control {
   void zero_counters(bool service, uint32_t slot);
 
   const Shared& shared_;
+  Clock clock_;
   RealFlags& flags_;
   std::vector<WorkerSync>& workers_;
   Ring commands_;
@@ -55,6 +62,7 @@ class Control {
   // Tables being received in chunks for the next commit, by (service slot << 2 | kind).
   std::unordered_map<uint64_t, std::shared_ptr<std::vector<uint32_t>>> staging_;
   uint32_t next_version_ = 1;
+  uint64_t next_wrr_seq_ = 1;
   uint64_t applied_gen_ = 0;
   bool has_commit_ = false;   // the current burst holds a commit...
   uint32_t last_commit_ = 0;  // ...and this is the ring index just past the last one  // newest generation published and not yet announced

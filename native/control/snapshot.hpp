@@ -37,6 +37,19 @@ struct RealCfg {
 
 using Table = std::shared_ptr<const std::vector<uint32_t>>;
 
+// wrr's state (its current weight cw) evolves with every change to the list, one IPVS
+// dest_changed call at a time; a worker that picks up a snapshot after several changes replays
+// them from this log to end where IPVS would.
+struct WrrChange {
+  uint64_t seq;
+  bool init;       // ip_vs_wrr_init_svc (cw = mw) rather than dest_changed
+  int64_t di, mw;  // gcd of the weights and max weight - (di - 1), after the change
+};
+struct WrrLog {
+  static constexpr size_t kKeep = 256;
+  std::vector<WrrChange> changes;  // the last kKeep, oldest first
+};
+
 struct ServiceCfg {
   bool present = false;
   uint32_t slot = NIL;
@@ -57,6 +70,7 @@ struct ServiceCfg {
   // Tables computed by the control plane (DESIGN.md rule 3), shared between snapshots.
   Table table;                  // sh/dh/mh buckets
   Table wrr_seq, wrr_cw;        // wrr over one period (absent: the dataplane steps)
+  std::shared_ptr<const WrrLog> wrr_log;
 
   bool persistent() const { return flags & proto::SVC_F_PERSISTENT; }
 };

@@ -11,14 +11,14 @@ Dataplane::Dataplane(const DataplaneOptions& opts, uint8_t* region, uint64_t reg
   if (region_bytes < shared_.layout().total) throw std::invalid_argument("shared region too small");
   if (opts.layout.workers == 0) throw std::invalid_argument("at least one worker");
   uint32_t* notify = shared_.notify_word();
+  const Clock clock(&shared_, opts.manual_clock);
   control_ = std::make_unique<Control>(
-      shared_, flags_, sync_, EventSink(shared_.event_ring(0), notify, notifier, shared_.globals(0) + C_EVENTS_LOST),
+      shared_, clock, flags_, sync_, EventSink(shared_.event_ring(0), notify, notifier, shared_.globals(0) + C_EVENTS_LOST),
       [this] {
         for (auto& w : worker_wakers_) w->wake();
       });
   std::random_device rd;
   uint64_t seed = opts.seed ? opts.seed : (uint64_t(rd()) << 32 | rd());
-  const Clock clock(&shared_, opts.manual_clock);
   for (uint32_t w = 0; w < opts.layout.workers; ++w) {
     memory_.push_back(std::make_unique<MemoryPort>(opts.memory_slots));
     worker_wakers_.push_back(std::make_unique<Waker>());

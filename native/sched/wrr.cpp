@@ -4,7 +4,6 @@
 namespace lvsd {
 
 void WeightedRoundRobin::update(const SchedEnv& env, const ServiceCfg& svc) {
-  // ip_vs_wrr_init_svc / ip_vs_wrr_dest_changed.
   int64_t g = 0, maxw = 0;
   pos_.clear();
   for (size_t i = 0; i < svc.reals.size(); ++i) {
@@ -16,9 +15,25 @@ void WeightedRoundRobin::update(const SchedEnv& env, const ServiceCfg& svc) {
   di_ = g ? g : 1;
   mw_ = maxw - (di_ - 1);
   cl_ = -1;
-  if (!initialised_ || cw_ > mw_ || cw_ == 0) cw_ = mw_;
-  else if (di_ > 1) cw_ = (cw_ / di_) * di_ + 1;
-  initialised_ = true;
+  // Replay every ip_vs_wrr_init_svc / ip_vs_wrr_dest_changed since the last one applied: cw
+  // depends on each intermediate list, not only on the final one. A new scheduler starts from
+  // the service's latest init; one that missed more changes than the log keeps starts afresh.
+  const auto& changes = svc.wrr_log ? svc.wrr_log->changes : std::vector<WrrChange>{};
+  size_t from = 0;
+  if (applied_ == 0 || changes.empty() || changes.front().seq > applied_ + 1) {
+    cw_ = mw_;
+    for (size_t i = 0; i < changes.size(); ++i)
+      if (changes[i].init) from = i;
+    if (applied_ != 0 && !changes.empty() && changes.front().seq > applied_ + 1) from = changes.size();
+  } else {
+    while (from < changes.size() && changes[from].seq <= applied_) ++from;
+  }
+  for (size_t i = from; i < changes.size(); ++i) {
+    const WrrChange& c = changes[i];
+    if (c.init || cw_ > c.mw || cw_ == 0) cw_ = c.mw;
+    else if (c.di > 1) cw_ = (cw_ / c.di) * c.di + 1;
+  }
+  if (!changes.empty()) applied_ = changes.back().seq;
   seq_ = svc.wrr_seq ? svc.wrr_seq.get() : nullptr;
   cws_ = svc.wrr_cw ? svc.wrr_cw.get() : nullptr;
   if (seq_ && (!cws_ || cws_->size() != seq_->size())) seq_ = nullptr;

@@ -20,7 +20,7 @@ class WeightedRoundRobin final : public Scheduler {
   uint32_t step(const SchedEnv& env, const ServiceCfg& svc);  // ip_vs_wrr_schedule itself
   void seek_table();  // table index just after (cl_, cw_)
 
-  bool initialised_ = false;
+  uint64_t applied_ = 0;  // the last change of the service's wrr log this state reflects
   int32_t cl_ = -1;  // list position of the current real; -1 = the list head
   int64_t cw_ = 0, mw_ = 0, di_ = 1;
   const std::vector<uint32_t>* seq_ = nullptr;  // the period's choices (null: step)

@@ -103,7 +103,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   private readonly freeRealSlots: number[];
   /** Deleted, waiting for the dataplane to release them (IPVS keeps such dests in a trash). */
   private readonly drainingServices = new Map<number, string>();
-  private readonly drainingReals = new Map<number, { service: string; real: string }>();
+  private readonly drainingReals = new Map<number, { service: string; real: string; lastWeight: number }>();
   /** "service|real" -> slot of drainingReals, to revive a re-added real in O(1). */
   private readonly drainingRealIndex = new Map<string, number>();
   private readonly zeroServices = new Map<number, number[]>();
@@ -433,7 +433,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         const s = dp.findService(k);
         dp.services.delete(s.key.id);
         dp.drainingServices.set(s.slot, s.key.id);
-        for (const r of s.reals) dp.drain(r.slot, s.key.id, r.id);
+        for (const r of s.reals) dp.drain(r.slot, s.key.id, r.id, r.lastWeight);
         undo.push(() => {
           dp.services.set(s.key.id, s);
           dp.drainingServices.delete(s.slot);
@@ -446,10 +446,14 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         const r = dp.checkReal(s, spec);
         if (s.byId.has(r.id)) throw new LvsError('LVS_REAL_EXISTS', `Destination already exists: ${r.id} in ${s.key.id}`, { field: 'real' });
         const draining = dp.drainingRealIndex.get(`${s.key.id}|${r.id}`);
+        let revivedLastWeight = 0;
         if (draining !== undefined) {
+          // IPVS takes the dest back from its trash, connections, counters and last_weight too.
           r.slot = draining;
+          const d = dp.drainingReals.get(draining)!;
+          revivedLastWeight = d.lastWeight;
           dp.undrain(draining);
-          undo.push(() => dp.drain(draining, s.key.id, r.id));
+          undo.push(() => dp.drain(draining, s.key.id, r.id, d.lastWeight));
         } else {
           const slot = dp.freeRealSlots.pop();
           if (slot === undefined) throw new LvsError('LVS_CAPACITY', `no room for another real server (maxReals ${o.maxReals})`, { field: 'real' });
@@ -458,7 +462,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         }
         if (r.weight > 0 && r.slowStart) r.rampFrom = dp.now();
         r.current = dp.rampWeight(r, dp.now());
-        r.lastWeight = r.current;
+        r.lastWeight = r.current > 0 ? r.current : revivedLastWeight;
         s.reals.unshift(r);
         s.byId.set(r.id, r);
         undo.push(() => {
@@ -502,7 +506,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         const at = s.reals.indexOf(r);
         s.reals.splice(at, 1);
         s.byId.delete(r.id);
-        dp.drain(r.slot, s.key.id, r.id);
+        dp.drain(r.slot, s.key.id, r.id, r.lastWeight);
         undo.push(() => {
           s.reals.splice(at, 0, r);
           s.byId.set(r.id, r);
@@ -655,8 +659,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     this.rampTimer.unref();
   }
 
-  private drain(slot: number, service: string, real: string): void {
-    this.drainingReals.set(slot, { service, real });
+  private drain(slot: number, service: string, real: string, lastWeight: number): void {
+    this.drainingReals.set(slot, { service, real, lastWeight });
     this.drainingRealIndex.set(`${service}|${real}`, slot);
   }
 

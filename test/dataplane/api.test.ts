@@ -128,8 +128,10 @@ describe('services and reals over time', () => {
     dp.addReal(svc, { address: REALS4[1]!, port: 8080, method: 'nat', interface: INSIDE, mac: MACS.real2 });
     expect(code(() => dp.addReal(svc, { address: REALS4[2]!, port: 8080, method: 'nat', interface: INSIDE, mac: MACS.real3 }))).toBe('LVS_CAPACITY');
     dp.setClock(2_000_000); // every connection of the deleted real has timed out
+    dp.poll(); // the sweep frees the entries; the control step sees the real idle
+    expect(code(() => dp.addReal(svc, { address: REALS4[2]!, port: 8080, method: 'nat', interface: INSIDE, mac: MACS.real3 }))).toBe('LVS_CAPACITY');
+    dp.setClock(2_000_000 + 120_000); // IPVS's trash period: idle for 120 s, the slot is released
     dp.poll();
-    dp.poll(); // the sweep frees the entries, then the control step releases the slot
     dp.addReal(svc, { address: REALS4[2]!, port: 8080, method: 'nat', interface: INSIDE, mac: MACS.real3 });
     expect(dp.listServices()[0]!.reals.map((r) => [r.address, r.activeConnections])).toEqual([[REALS4[2], 0], [REALS4[1], 0]]);
   });
