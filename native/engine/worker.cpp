@@ -136,14 +136,23 @@ void Worker::housekeeping() {
 void Worker::sweep(uint32_t budget) {
   const uint32_t hw = table_.high_water();
   const bool nodest = snap_ && (snap_->options & OPT_EXPIRE_NODEST_CONN);
+  // Templates due while they still control connections are looked at again after the rest of
+  // the pass: the connections that expired before them go first, as with IPVS's per-entry
+  // timers, and a template whose last connection just went expires now rather than 60 s later.
+  deferred_.clear();
   for (uint32_t k = 0; k < budget; ++k) {
     if (sweep_cursor_ >= hw) sweep_cursor_ = 0;
     const uint32_t i = sweep_cursor_++;
     const Conn& c = table_.at(i);
     if (!(c.flags & CF_IN_USE)) continue;
     // With expire_nodest_conn, entries of deleted reals go too (IPVS flushes them after a delete).
-    if (c.expires <= now_ || (nodest && !snap_->real(c.real))) expire(i);
+    if (c.expires <= now_ || (nodest && !snap_->real(c.real))) {
+      if (c.n_control) deferred_.push_back(i);
+      else expire(i);
+    }
   }
+  for (uint32_t i : deferred_)
+    if (table_.at(i).flags & CF_IN_USE) expire(i);
 }
 
 void Worker::progress_dump() {

@@ -115,6 +115,7 @@ class Worker {
   std::vector<uint64_t> neigh_miss_at_;  // per real slot: last miss reported (ms)
 
   uint32_t sweep_cursor_ = 0;
+  std::vector<uint32_t> deferred_;  // templates a sweep looks at after the rest of its pass
   uint64_t last_sweep_ = 0;
 
   std::vector<uint8_t> dump_;
