@@ -15,6 +15,7 @@ const quick = process.argv.includes('--quick');
 const benches = [
   { title: 'Dataplane, one core, 64-byte frames (replay backend)', file: 'dataplane.js', args: quick ? ['--quick'] : [], node: [] },
   { title: 'Memory with 1M connection entries', file: 'rss.js', args: [], node: ['--expose-gc'] },
+  { title: 'Scheduling: Maglev table build, and new connections/s per scheduler on one core', file: 'sched.js', args: quick ? ['--quick'] : [], node: [] },
   { title: 'Control plane (benchmark.js)', file: 'control.js', args: [], node: [] },
 ];
 

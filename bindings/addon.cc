@@ -9,6 +9,7 @@
 #include "engine/dataplane.hpp"
 #include "flow/conn.hpp"
 #include "flow/tcp_state.hpp"
+#include "sched/maglev.hpp"
 
 namespace {
 
@@ -312,10 +313,25 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
   bool hooked_ = false;
 };
 
+// maglevPopulate(offset: Uint32Array, skip: Uint32Array, turns: Int32Array, slots: Int32Array,
+//                size) -> Int32Array (the control plane's Maglev table, see sched/maglev.hpp)
+Napi::Value MaglevPopulate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto offset = info[0].As<Napi::Uint32Array>();
+  auto skip = info[1].As<Napi::Uint32Array>();
+  auto turns = info[2].As<Napi::Int32Array>();
+  auto slots = info[3].As<Napi::Int32Array>();
+  const uint32_t size = info[4].As<Napi::Number>().Uint32Value();
+  auto table = Napi::Int32Array::New(env, size);
+  maglev_populate(offset.Data(), skip.Data(), turns.Data(), slots.Data(), uint32_t(offset.ElementLength()), size, table.Data());
+  return table;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Dataplane", DataplaneWrap::Init(env));
   exports.Set("layout", Napi::Function::New(env, Layout_));
   exports.Set("constants", Napi::Function::New(env, Constants));
+  exports.Set("maglevPopulate", Napi::Function::New(env, MaglevPopulate));
   return exports;
 }
 

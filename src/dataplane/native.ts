@@ -84,6 +84,7 @@ export interface NativeAddon {
   Dataplane: new (options: NativeDataplaneOptions, region: Uint8Array, onEvents?: () => void) => NativeDataplane;
   layout(options: NativeLayoutOptions): NativeLayout;
   constants(): NativeConstants;
+  maglevPopulate(offset: Uint32Array, skip: Uint32Array, turns: Int32Array, slots: Int32Array, size: number): Int32Array;
 }
 
 /** The package root: two levels up from both src/dataplane and dist/dataplane. */
