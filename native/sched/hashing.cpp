@@ -32,6 +32,25 @@ uint32_t hsiphash_1u32(uint32_t value, uint64_t k0, uint64_t k1) {
   return uint32_t((v0 ^ v1) ^ (v2 ^ v3));
 }
 
+// The lookup both sh and mh make: the bucket the client hashes to; if its real is unavailable
+// and the service has the fallback flag, buckets at further offsets of the same key until an
+// empty one (ip_vs_sh_get_fallback, ip_vs_mh_get_fallback).
+template <typename Key>
+static uint32_t lookup(const SchedEnv& env, const ServiceCfg& svc, const std::vector<uint32_t>& t,
+                       uint32_t size, Key key) {
+  const uint32_t ihash = key(0);
+  uint32_t dest = t[ihash];
+  if (dest == NIL) return NIL;
+  if (env.available(dest)) return dest;
+  if (!(svc.flags & proto::SVC_F_SCHED1)) return NIL;
+  for (uint32_t offset = 0; offset < size; ++offset) {
+    dest = t[key((offset + ihash) % size)];
+    if (dest == NIL) break;
+    if (env.available(dest)) return dest;
+  }
+  return NIL;
+}
+
 // The port sh/mh hash with their "-port" flag: the client's source port, TCP/UDP only.
 static uint16_t hash_port(const ServiceCfg& svc, const PacketView& pv) {
   return (svc.flags & proto::SVC_F_SCHED2) && (pv.proto == PROTO_TCP || pv.proto == PROTO_UDP) ? pv.sport : 0;
@@ -41,18 +60,7 @@ uint32_t SourceHash::schedule(const SchedEnv& env, const ServiceCfg& svc, const 
   const auto* t = svc.table.get();
   if (!t || t->size() != kBuckets) return NIL;
   const uint32_t h = uint32_t(hash_port(svc, pv)) + addr_fold(pv.af, pv.src);
-  auto key = [&](uint32_t offset) { return (offset + hash_32(h, 8)) & (kBuckets - 1); };
-  const uint32_t ihash = key(0);
-  uint32_t dest = (*t)[ihash];
-  if (dest == NIL) return NIL;
-  if (env.available(dest)) return dest;
-  if (!(svc.flags & proto::SVC_F_SCHED1)) return NIL;  // sh-fallback
-  for (uint32_t offset = 0; offset < kBuckets; ++offset) {
-    dest = (*t)[key((offset + ihash) % kBuckets)];
-    if (dest == NIL) break;
-    if (env.available(dest)) return dest;
-  }
-  return NIL;
+  return lookup(env, svc, *t, kBuckets, [&](uint32_t offset) { return (offset + hash_32(h, 8)) & (kBuckets - 1); });
 }
 
 uint32_t DestinationHash::schedule(const SchedEnv& env, const ServiceCfg& svc, const PacketView& pv) {
@@ -67,18 +75,7 @@ uint32_t Maglev::schedule(const SchedEnv& env, const ServiceCfg& svc, const Pack
   const uint32_t m = svc.mh_size;
   if (!t || m == 0 || t->size() != m) return NIL;
   const uint32_t base = uint32_t(hash_port(svc, pv)) + addr_fold(pv.af, pv.src);
-  auto key = [&](uint32_t offset) { return hsiphash_1u32(offset + base, kMhHash1, kMhHash1) % m; };
-  const uint32_t ihash = key(0);
-  uint32_t dest = (*t)[ihash];
-  if (dest == NIL) return NIL;
-  if (env.available(dest)) return dest;
-  if (!(svc.flags & proto::SVC_F_SCHED1)) return NIL;  // mh-fallback
-  for (uint32_t offset = 0; offset < m; ++offset) {
-    dest = (*t)[key((offset + ihash) % m)];
-    if (dest == NIL) break;
-    if (env.available(dest)) return dest;
-  }
-  return NIL;
+  return lookup(env, svc, *t, m, [&](uint32_t offset) { return hsiphash_1u32(offset + base, kMhHash1, kMhHash1) % m; });
 }
 
 }  // namespace lvsd

@@ -16,9 +16,8 @@ uint32_t LeastConnection::schedule(const SchedEnv& env, const ServiceCfg& svc, c
   return least;
 }
 
-uint32_t WeightedLeastConnection::schedule(const SchedEnv& env, const ServiceCfg& svc, const PacketView&) {
-  const auto& list = svc.reals;
-  auto overhead = [&](uint32_t d) -> int64_t { return sed_ ? int64_t(env.load.active(d)) + 1 : int64_t(env.load.overhead(d)); };
+uint32_t least_weighted(const SchedEnv& env, const std::vector<uint32_t>& list, bool sed) {
+  auto overhead = [&](uint32_t d) -> int64_t { return sed ? int64_t(env.load.active(d)) + 1 : int64_t(env.load.overhead(d)); };
   size_t i = 0;
   uint32_t least = NIL;
   for (; i < list.size(); ++i) {
@@ -39,6 +38,10 @@ uint32_t WeightedLeastConnection::schedule(const SchedEnv& env, const ServiceCfg
     }
   }
   return least;
+}
+
+uint32_t WeightedLeastConnection::schedule(const SchedEnv& env, const ServiceCfg& svc, const PacketView&) {
+  return least_weighted(env, svc.reals, sed_);
 }
 
 uint32_t NeverQueue::schedule(const SchedEnv& env, const ServiceCfg& svc, const PacketView&) {

@@ -2,9 +2,14 @@
 // lc, wlc (the default), sed, nq, fo, ovf, twos. All skip OVERLOADed reals; overhead is
 // (active << 8) + inactive unless noted. Ties go to the earlier real in list order.
 #pragma once
+#include <vector>
 #include "sched/scheduler.hpp"
 
 namespace lvsd {
+
+// The wlc choice (sed: with overhead active + 1): the first real with weight > 0 that is not
+// overloaded, then any later one with overhead/weight strictly smaller. lblc and lblcr use it.
+uint32_t least_weighted(const SchedEnv& env, const std::vector<uint32_t>& list, bool sed = false);
 
 // ip_vs_lc.c: least overhead among reals with weight != 0.
 class LeastConnection final : public Scheduler {

@@ -1,4 +1,5 @@
 #include "sched/locality.hpp"
+#include "sched/least.hpp"
 #include <algorithm>
 
 namespace lvsd {
@@ -11,29 +12,6 @@ constexpr uint32_t kFullEvery = 30;                   // COUNT_FOR_FULL_EXPIRATI
 constexpr size_t kMaxSize = 1024 * 16;                // IP_VS_LBLC_TAB_SIZE * 16
 
 }  // namespace
-
-uint32_t LocalityCache::wlc(const SchedEnv& env, const std::vector<uint32_t>& list) {
-  size_t i = 0;
-  uint32_t least = NIL;
-  for (; i < list.size(); ++i) {
-    if (!env.load.overloaded(list[i]) && env.weight(list[i]) > 0) {
-      least = list[i];
-      break;
-    }
-  }
-  if (least == NIL) return NIL;
-  int64_t loh = int64_t(env.load.overhead(least));
-  for (++i; i < list.size(); ++i) {
-    const uint32_t d = list[i];
-    if (env.load.overloaded(d)) continue;
-    const int64_t doh = int64_t(env.load.overhead(d));
-    if (loh * env.weight(d) > doh * env.weight(least)) {
-      least = d;
-      loh = doh;
-    }
-  }
-  return least;
-}
 
 bool LocalityCache::is_overloaded(const SchedEnv& env, const ServiceCfg& svc, uint32_t real) {
   if (int64_t(env.load.active(real)) <= env.weight(real)) return false;
@@ -77,7 +55,7 @@ uint32_t LocalityLeastConnection::schedule(const SchedEnv& env, const ServiceCfg
     // (its OVERLOAD flag is not consulted here).
     if (in_service(env, svc, d) && env.weight(d) > 0 && !is_overloaded(env, svc, d)) return d;
   }
-  const uint32_t d = wlc(env, svc.reals);
+  const uint32_t d = least_weighted(env, svc.reals);  // __ip_vs_lblc_schedule: wlc
   if (d == NIL) return NIL;
   if (it != cache_.end()) {
     it->second.reals[0] = d;
@@ -93,7 +71,7 @@ uint32_t LocalityLeastConnectionReplicated::schedule(const SchedEnv& env, const 
   expire(env.now_ms);
   auto it = cache_.find(pv.dst);
   if (it == cache_.end()) {
-    const uint32_t d = wlc(env, svc.reals);
+    const uint32_t d = least_weighted(env, svc.reals);  // __ip_vs_lblc_schedule: wlc
     if (d == NIL) return NIL;
     Entry& e = cache_[pv.dst];
     e.lastuse = e.lastmod = env.now_ms;
@@ -131,7 +109,7 @@ uint32_t LocalityLeastConnectionReplicated::schedule(const SchedEnv& env, const 
     }
   }
   if (least != NIL && !is_overloaded(env, svc, least)) return least;
-  const uint32_t d = wlc(env, svc.reals);
+  const uint32_t d = least_weighted(env, svc.reals);  // __ip_vs_lblc_schedule: wlc
   if (d == NIL) return NIL;
   if (std::find(e.reals.begin(), e.reals.end(), d) == e.reals.end()) {
     e.reals.insert(e.reals.begin(), d);  // list_add: the newest member first

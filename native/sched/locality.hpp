@@ -22,8 +22,6 @@ class LocalityCache {
     size_t operator()(const Addr& a) const { return size_t(a.lo() * 0x9e3779b97f4a7c15ull ^ a.hi()); }
   };
 
-  // Least (overhead / weight) among `list` (IPVS __ip_vs_lblc_schedule == wlc).
-  static uint32_t wlc(const SchedEnv& env, const std::vector<uint32_t>& list);
   // ip_vs_lblc.c is_overloaded: more active connections than its weight while some real of the
   // service is below half of its own.
   static bool is_overloaded(const SchedEnv& env, const ServiceCfg& svc, uint32_t real);
