@@ -10,7 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { LvsError } from '../errors.js';
-import { formatAddress, parseAddress, parseMac, prefixMask, type Family } from '../net/address.js';
+import { formatAddress, parseAddress, parseMac, type Family } from '../net/address.js';
 import { schedulingTables } from '../sched/plan.js';
 import { MH_DEFAULT_SIZE } from '../sched/tables.js';
 import {
@@ -24,7 +24,7 @@ import {
   type Command,
 } from './commands.js';
 import { MemoryBackend } from './memory.js';
-import type { InterfaceState, ParsedMarkRule, PersistenceState, RealState, ServiceState } from './model.js';
+import type { InterfaceState, ParsedMarkRule, RealState, ServiceState } from './model.js';
 import { constants, native, type NativeDataplane, type NativeLayout } from './native.js';
 import { ConnFlag, Ev, Fwd, Op, OptionFlag, SLOT_COUNTERS, STATE_NAMES, SlotCounter, State } from './protocol.js';
 import { RingConsumer, RingProducer } from './ring.js';
@@ -39,9 +39,7 @@ import type {
   RealServerInfo,
   RealServerKey,
   RealServerSpec,
-  SchedulerFlag,
   ServiceKey,
-  ServiceOptions,
   Timeouts,
   TrafficStats,
   VirtualServiceChanges,
@@ -122,7 +120,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
 
   constructor(options: DataplaneOptions = {}) {
     super();
-    this.options = normaliseOptions(options);
+    this.options = v.dataplaneOptions(options);
     const addon = native();
     const o = this.options;
     const layoutOptions = {
@@ -395,7 +393,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       },
       addService(spec) {
         const key = v.serviceKey(spec);
-        const opts = checkServiceOptions(spec, key.family, { scheduler: 'wlc', flags: [], persistence: null, mhSize: MH_DEFAULT_SIZE, quiesce: false });
+        const opts = v.serviceOptions(spec, key.family, { scheduler: 'wlc', flags: [], persistence: null, mhSize: MH_DEFAULT_SIZE, quiesce: false });
         if (dp.services.has(key.id)) throw new LvsError('LVS_SERVICE_EXISTS', `Service already exists: ${key.id}`, { field: 'service' });
         if (!key.fwmark && key.port === 0 && !opts.persistence) {
           throw new LvsError('LVS_PORT_ZERO', `Zero port specified for non-persistent service: ${key.id}`, { field: 'port' });
@@ -420,7 +418,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       editService(k, changes) {
         const s = dp.findService(k);
         if (changes === null || typeof changes !== 'object') throw new LvsError('LVS_INVALID_ARGUMENT', 'changes: expected an object', { field: 'changes' });
-        const next = checkServiceOptions(changes, s.key.family, s);
+        const next = v.serviceOptions(changes, s.key.family, s);
         if (!s.key.fwmark && s.key.port === 0 && !next.persistence) {
           throw new LvsError('LVS_PORT_ZERO', `Zero port specified for non-persistent service: ${s.key.id}`, { field: 'persistence' });
         }
@@ -536,7 +534,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       },
       setMarkRules(rules) {
         if (!Array.isArray(rules)) throw new LvsError('LVS_INVALID_ARGUMENT', 'rules: expected an array', { field: 'rules' });
-        const parsed = rules.map((r, i) => checkMarkRule(r, `rules[${i}]`));
+        const parsed = rules.map((r, i) => v.markRule(r, `rules[${i}]`));
         const prev = dp.marks;
         dp.marks = parsed;
         undo.push(() => (dp.marks = prev));
@@ -857,125 +855,4 @@ function keyOf(s: ServiceState): ServiceKey {
   return s.key.protocol ? { protocol: s.key.protocol, address: s.key.address!.text, port: s.key.port } : { fwmark: s.key.fwmark, family: s.key.family };
 }
 
-type ServiceSettings = Pick<ServiceState, 'scheduler' | 'flags' | 'persistence' | 'mhSize' | 'quiesce'>;
-
-const MAX_PERSISTENCE_S = 31 * 24 * 3600; // ipvsadm: 1 second to 31 days
-const DEFAULT_PERSISTENCE_S = 360; // ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT (its man page says 300)
-
-function isPrime(n: number): boolean {
-  if (n < 2) return false;
-  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
-  return true;
-}
-
-/** Service options over the current settings `base`; unknown or inconsistent ones are errors. */
-function checkServiceOptions(o: ServiceOptions, family: Family, base: ServiceSettings): ServiceSettings {
-  const scheduler = o.scheduler === undefined ? base.scheduler : v.scheduler(o.scheduler);
-  let flags = base.flags;
-  if (o.flags !== undefined) {
-    if (!Array.isArray(o.flags)) throw new LvsError('LVS_INVALID_SCHEDULER', 'flags: expected a list such as ["sh-fallback", "sh-port"]', { field: 'flags' });
-    flags = [...new Set(o.flags)];
-  }
-  for (const f of flags) {
-    if (!['sh-fallback', 'sh-port', 'mh-fallback', 'mh-port', 'flag-1', 'flag-2', 'flag-3'].includes(f)) {
-      throw new LvsError('LVS_INVALID_SCHEDULER', `flags: unknown scheduler flag ${JSON.stringify(f)}`, { field: 'flags' });
-    }
-    if ((f.startsWith('sh-') && scheduler !== 'sh') || (f.startsWith('mh-') && scheduler !== 'mh')) {
-      throw new LvsError('LVS_INVALID_SCHEDULER', `flags: ${f} is a flag of the ${f.slice(0, 2)} scheduler, not of ${scheduler}`, { field: 'flags' });
-    }
-  }
-  let persistence = base.persistence;
-  if (o.persistence !== undefined) persistence = checkPersistence(o.persistence, family);
-  let mhSize = base.mhSize;
-  if (o.maglevTableSize !== undefined) {
-    mhSize = v.integer(o.maglevTableSize, 'maglevTableSize', 251, 1 << 20, 'LVS_INVALID_SCHEDULER');
-    if (!isPrime(mhSize)) throw new LvsError('LVS_INVALID_SCHEDULER', `maglevTableSize: ${mhSize} is not prime (IPVS uses 4093, the Maglev paper 65537)`, { field: 'maglevTableSize' });
-  }
-  let quiesce = base.quiesce;
-  if (o.quiesce !== undefined) {
-    if (typeof o.quiesce !== 'boolean') throw new LvsError('LVS_INVALID_OPTION', 'quiesce: expected true or false', { field: 'quiesce' });
-    quiesce = o.quiesce;
-  }
-  return { scheduler, flags: flags as SchedulerFlag[], persistence, mhSize, quiesce };
-}
-
-function checkPersistence(p: ServiceOptions['persistence'], family: Family): PersistenceState | null {
-  if (p === false || p === null) return null;
-  const spec = p === true ? {} : typeof p === 'number' ? { timeout: p } : p;
-  if (typeof spec !== 'object') throw new LvsError('LVS_INVALID_PERSISTENCE', 'persistence: expected true, a timeout in seconds or {timeout, netmask}', { field: 'persistence' });
-  const timeout = spec.timeout === undefined ? DEFAULT_PERSISTENCE_S : v.integer(spec.timeout, 'persistence.timeout', 1, MAX_PERSISTENCE_S, 'LVS_INVALID_PERSISTENCE');
-  const bits = family === 'ipv4' ? 32 : 128;
-  let mask = prefixMask(family, bits);
-  let plen = bits;
-  if (typeof spec.netmask === 'number') {
-    plen = v.integer(spec.netmask, 'persistence.netmask', 1, bits, 'LVS_INVALID_PERSISTENCE');
-    mask = prefixMask(family, plen);
-  } else if (spec.netmask !== undefined) {
-    if (family === 'ipv6') throw new LvsError('LVS_INVALID_PERSISTENCE', 'persistence.netmask: IPv6 services take a prefix length (1-128)', { field: 'persistence.netmask' });
-    mask = parseAddress(spec.netmask, 'persistence.netmask');
-    if (mask.family !== 'ipv4') throw new LvsError('LVS_INVALID_PERSISTENCE', `persistence.netmask: ${spec.netmask} is not an IPv4 netmask`, { field: 'persistence.netmask' });
-    // IPVS ANDs the mask as given (ipvsadm -M accepts any dotted mask); the prefix length
-    // reported is its count of leading ones.
-    const word = (mask.bytes[0]! << 24) | (mask.bytes[1]! << 16) | (mask.bytes[2]! << 8) | mask.bytes[3]!;
-    plen = Math.clz32(~word);
-  }
-  return { timeout, mask, plen };
-}
-
-function checkMarkRule(r: MarkRule, field: string): ParsedMarkRule {
-  if (r === null || typeof r !== 'object') throw new LvsError('LVS_INVALID_MARK', `${field}: expected {mark, destination, ...}`, { field });
-  v.integer(r.mark, `${field}.mark`, 1, 0xffffffff, 'LVS_INVALID_MARK');
-  const protocol = r.protocol === undefined ? 0 : v.protocol(r.protocol, `${field}.protocol`) === 'tcp' ? 6 : 17;
-  const prefix = (text: unknown, f: string) => {
-    if (typeof text !== 'string') throw new LvsError('LVS_INVALID_MARK', `${f}: expected an address or prefix`, { field: f });
-    const [a, len] = text.split('/');
-    const address = parseAddress(a!, f);
-    const max = address.family === 'ipv4' ? 32 : 128;
-    const plen = len === undefined ? max : Number(len);
-    if (!Number.isInteger(plen) || plen < 0 || plen > max || (len !== undefined && !/^\d+$/.test(len))) {
-      throw new LvsError('LVS_INVALID_MARK', `${f}: "${text}" has a bad prefix length`, { field: f });
-    }
-    return { address, plen };
-  };
-  const dst = prefix(r.destination, `${field}.destination`);
-  const src = r.source === undefined ? undefined : prefix(r.source, `${field}.source`);
-  if (src && src.address.family !== dst.address.family) throw new LvsError('LVS_FAMILY_MISMATCH', `${field}.source: not the family of the destination`, { field: `${field}.source` });
-  let from = 0;
-  let to = 65535;
-  if (typeof r.ports === 'number') from = to = v.port(r.ports, `${field}.ports`);
-  else if (Array.isArray(r.ports) && r.ports.length === 2) {
-    from = v.port(r.ports[0], `${field}.ports[0]`);
-    to = v.port(r.ports[1], `${field}.ports[1]`);
-    if (from > to) throw new LvsError('LVS_INVALID_MARK', `${field}.ports: ${from}-${to} is an empty range`, { field: `${field}.ports` });
-  } else if (r.ports !== undefined) throw new LvsError('LVS_INVALID_MARK', `${field}.ports: expected a port or [from, to]`, { field: `${field}.ports` });
-  return {
-    rule: { ...r },
-    family: dst.address.family,
-    protocol,
-    destination: dst.address,
-    destinationPrefix: dst.plen,
-    source: src?.address,
-    sourcePrefix: src?.plen ?? 0,
-    portFrom: from,
-    portTo: to,
-  };
-}
-
-function normaliseOptions(o: DataplaneOptions): Required<DataplaneOptions> {
-  if (o === null || typeof o !== 'object') throw new LvsError('LVS_INVALID_OPTION', 'options: expected an object', { field: 'options' });
-  const mode = o.mode ?? 'threaded';
-  if (mode !== 'threaded' && mode !== 'manual') throw new LvsError('LVS_INVALID_OPTION', `mode: expected "threaded" or "manual", got ${JSON.stringify(mode)}`, { field: 'mode' });
-  const clock = o.clock ?? 'monotonic';
-  if (clock !== 'monotonic' && clock !== 'manual') throw new LvsError('LVS_INVALID_OPTION', `clock: expected "monotonic" or "manual", got ${JSON.stringify(clock)}`, { field: 'clock' });
-  return {
-    workers: o.workers === undefined ? 1 : v.integer(o.workers, 'workers', 1, 64, 'LVS_INVALID_OPTION'),
-    mode,
-    clock,
-    connectionCapacity: o.connectionCapacity === undefined ? 1 << 18 : v.integer(o.connectionCapacity, 'connectionCapacity', 1, 1 << 27, 'LVS_INVALID_OPTION'),
-    maxServices: o.maxServices === undefined ? 256 : v.integer(o.maxServices, 'maxServices', 1, 65536, 'LVS_INVALID_OPTION'),
-    maxReals: o.maxReals === undefined ? 4096 : v.integer(o.maxReals, 'maxReals', 1, 1 << 20, 'LVS_INVALID_OPTION'),
-    memorySlots: v.optionalPowerOfTwo(o.memorySlots, 'memorySlots', 1024, 2, 1 << 16),
-    seed: o.seed === undefined ? 0 : v.integer(o.seed, 'seed', 0, 0xffffffff, 'LVS_INVALID_OPTION'),
-  };
-}
 
