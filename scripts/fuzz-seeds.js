@@ -4,9 +4,13 @@
 //
 // A seed is [flags][clock step, if flags bit 1][Ethernet frame]:
 //   flags bit 0: ingress interface (0 client side, 1 real side)
-//   flags bit 1: the next byte advances the dataplane clock by that many * 250 ms
+//   flags bit 1: the next byte advances the dataplane clock by that many * 16 ms
 //   flags bit 2: "prime": the harness first sends its fixture packets, so the connections
 //                below exist (client 198.18.0.100 / 2001:db8::100, TCP port 40000, UDP 5353)
+//   flags bit 3: the harness fixes the frame's checksums (set on most seeds, so that their
+//                mutations get past the parser's checksum checks)
+//   flags bits 4-5 (both): after priming, the harness deletes real 198.19.0.12:8080 or adds it back
+//   flags bits 6-7 (both): the harness first sends a burst of new flows (fills the table)
 // Addresses, ports and MACs match the harness's fixture configuration.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,7 +23,7 @@ const SYN = 0x02, ACK = 0x10, PSH = 0x08;
 const IFACE_MAC = [mac('02:00:00:00:00:01'), mac('02:00:00:00:01:01')];
 const CLIENT_MAC = mac('02:00:00:00:00:64');
 const REAL_MAC = mac('02:00:00:00:01:0b');  // 198.19.0.11
-const PRIME = 4, CLOCK = 2;
+const CLOCK = 2, PRIME = 4, FIX = 8, RECONFIGURE = 0x30, BURST = 0xc0;
 
 function mac(s) {
   return Buffer.from(s.split(':').map((h) => parseInt(h, 16)));
@@ -152,8 +156,9 @@ function ether(ip, { iface = 0, vlan = 0, src = CLIENT_MAC, type } = {}) {
   }
   return Buffer.concat([h, ip]);
 }
-function seed(frame, { iface = 0, prime = false, clock } = {}) {
-  const flags = iface | (prime ? PRIME : 0) | (clock !== undefined ? CLOCK : 0);
+function seed(frame, { iface = 0, prime = false, clock, fix = true, reconfigure = false, burst = false } = {}) {
+  const flags = iface | (prime ? PRIME : 0) | (clock !== undefined ? CLOCK : 0) | (fix ? FIX : 0) |
+    (reconfigure ? RECONFIGURE : 0) | (burst ? BURST : 0);
   return Buffer.concat([Buffer.from(clock !== undefined ? [flags, clock] : [flags]), frame]);
 }
 
@@ -161,22 +166,40 @@ const C4 = '198.18.0.100', C6 = '2001:db8::100';
 const bytes = (n, fill = 0x61) => Buffer.alloc(n, fill);
 // RFC 791 options: NOP, router alert (copied flag set), NOP x3 + end of list.
 const OPTIONS = Buffer.from([0x01, 0x94, 0x04, 0x00, 0x00, 0x01, 0x01, 0x00]);
+// `n` bytes of IPv6 PadN options (n >= 2), for long extension headers.
+function padOptions(n) {
+  const parts = [];
+  while (n > 0) {
+    let len = Math.min(255, n - 2);
+    if (n - 2 - len === 1) len -= 1;  // never leave a single byte
+    parts.push(Buffer.from([1, len]), Buffer.alloc(len));
+    n -= 2 + len;
+  }
+  return Buffer.concat(parts);
+}
 // The first 8 bytes of the quoted L4 header are what an ICMP error must carry.
 const quote = (ip, extra = 8) => ip.subarray(0, (ip[0] >> 4) === 4 ? (ip[0] & 15) * 4 + extra : 40 + extra);
 
 const seeds = {
   // IPv4 TCP SYN to the NAT VIP (new connection, round robin over two reals + one of weight 0).
   'v4-syn-nat': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 41000, dport: 80 })))),
+  'v4-syn-nat-nofix': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 41011, dport: 80 }))), { fix: false }),
   // ACK and data of the primed connection client:40000 -> 198.18.0.10:80.
   'v4-ack-existing': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 40000, dport: 80, flags: ACK, ack: 1 }))), { prime: true }),
-  'v4-data-existing': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 40000, dport: 80, flags: ACK | PSH, ack: 1, payload: bytes(100) }))), { prime: true }),
-  // NAT replies from the real side: TCP (real .12 or .11, whichever round robin chose: .12 in a
-  // fresh process) and UDP (one real).
-  'v4-nat-reply-tcp': seed(ether(packet('198.19.0.11', C4, tcp({ sport: 8080, dport: 40000, flags: SYN | ACK })), { iface: 1, src: REAL_MAC }), { iface: 1, prime: true }),
-  'v4-nat-reply-tcp-2': seed(ether(packet('198.19.0.12', C4, tcp({ sport: 8080, dport: 40000, flags: SYN | ACK })), { iface: 1, src: REAL_MAC }), { iface: 1, prime: true }),
+  // The real of a connection deleted (or added back) before its next packet.
+  'v4-data-reconfigure': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 40000, dport: 80, flags: ACK | PSH, ack: 1, payload: bytes(20) }))), { prime: true, reconfigure: true }),
+  // NAT replies from the real side: TCP (from .12, which round robin picks first in a fresh
+  // process) and UDP (one real).
+  'v4-nat-reply-tcp': seed(ether(packet('198.19.0.12', C4, tcp({ sport: 8080, dport: 40000, flags: SYN | ACK })), { iface: 1, src: REAL_MAC }), { iface: 1, prime: true }),
   'v4-nat-reply-udp': seed(ether(packet('198.19.0.11', C4, udp({ sport: 53, dport: 5353, payload: bytes(40) })), { iface: 1, src: REAL_MAC }), { iface: 1, prime: true }),
   'v4-udp-nat': seed(ether(packet(C4, '198.18.0.10', udp({ sport: 5400, dport: 53 })))),
-  'v4-udp-nat-nocsum': seed(ether(packet(C4, '198.18.0.10', udp({ sport: 5401, dport: 53, zeroChecksum: true })))),
+  'v4-udp-nat-nocsum': seed(ether(packet(C4, '198.18.0.10', udp({ sport: 5401, dport: 53, zeroChecksum: true }))), { fix: false }),
+  // NAT replies too big for the client side (MTU 1500): DF -> frag needed; no DF -> fragments.
+  'v4-nat-reply-too-big': seed(ether(packet('198.19.0.11', C4, udp({ sport: 53, dport: 5353, payload: bytes(1600) })), { iface: 1, src: REAL_MAC }), { iface: 1, prime: true }),
+  'v4-nat-reply-frag': seed(ether(packet('198.19.0.11', C4, udp({ sport: 53, dport: 5353, payload: bytes(1600) }), { df: false }), { iface: 1, src: REAL_MAC }), { iface: 1, prime: true }),
+  // Services whose only real has weight 0: ICMP / ICMPv6 port unreachable.
+  'v4-syn-no-dest': seed(ether(packet(C4, '198.18.0.40', tcp({ sport: 41010, dport: 80 }))), { clock: 64 }),
+  'v6-udp-no-dest': seed(ether(packet(C6, '2001:db8::40', udp({ sport: 5403, dport: 53 }))), { clock: 64 }),
   // IPv4 with options; a large one without DF to the NAT VIP is fragmented (options copied or not).
   'v4-options-syn': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 41001, dport: 80 }), { options: OPTIONS }))),
   'v4-options-frag-nat': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 40000, dport: 80, flags: ACK, payload: bytes(1420) }), { options: OPTIONS, df: false })), { prime: true }),
@@ -186,11 +209,24 @@ const seeds = {
   }))),
   'v6-ack-existing': seed(ether(packet(C6, '2001:db8::10', tcp({ sport: 40000, dport: 80, flags: ACK, ack: 1 }))), { prime: true }),
   'v6-nat-reply': seed(ether(packet('2001:db8:1::12', C6, tcp({ sport: 8080, dport: 40000, flags: SYN | ACK })), { iface: 1, src: REAL_MAC }), { iface: 1, prime: true }),
+  // Long extension headers: the ICMPv6 errors about them (time exceeded; packet too big for
+  // the real side) quote only 1232 bytes, which stop inside the headers (finding F1).
+  'v6-long-ext-hlim1': seed(ether(packet(C6, '2001:db8::10', tcp({ sport: 41015, dport: 80 }), {
+    hop: 1, ext: [{ type: 0, options: padOptions(1286) }],
+  }))),
+  'v6-long-ext-too-big': seed(ether(packet(C6, '2001:db8::10', tcp({ sport: 41016, dport: 80, payload: bytes(100) }), {
+    ext: [{ type: 0, options: padOptions(1286) }],
+  }))),
   'v6-udp-dr': seed(ether(packet(C6, '2001:db8::20', udp({ sport: 5402, dport: 53, payload: bytes(64) })))),
   'v6-too-big-nat': seed(ether(packet(C6, '2001:db8::10', tcp({ sport: 40000, dport: 80, flags: ACK, payload: bytes(1380) }))), { prime: true }),
   // Direct routing (one real resolved, one with an all-zero MAC).
   'v4-syn-dr': seed(ether(packet(C4, '198.18.0.20', tcp({ sport: 41003, dport: 80 })))),
-  'v4-syn-dr-2': seed(ether(packet(C4, '198.18.0.20', tcp({ sport: 41004, dport: 80 })))),
+  // Persistence (198.18.0.50:80, wlc) and the firewall-mark service (TCP to 198.18.0.60, any
+  // port; lc, persistent, NAT real with port 0) and their replies.
+  'v4-syn-persist': seed(ether(packet(C4, '198.18.0.50', tcp({ sport: 41013, dport: 80 })))),
+  'v4-persist-reply': seed(ether(packet('198.19.0.52', C4, tcp({ sport: 8080, dport: 40000, flags: SYN | ACK })), { iface: 1, src: REAL_MAC }), { iface: 1, prime: true }),
+  'v4-syn-fwmark': seed(ether(packet(C4, '198.18.0.60', tcp({ sport: 41014, dport: 8443 })))),
+  'v4-fwmark-reply': seed(ether(packet('198.19.0.61', C4, tcp({ sport: 443, dport: 40000, flags: SYN | ACK })), { iface: 1, src: REAL_MAC }), { iface: 1, prime: true }),
   // Tunnels: IPIP to an IPv4 real, IPv4-in-IPv6 to an IPv6 real.
   'v4-syn-tun4': seed(ether(packet(C4, '198.18.0.30', tcp({ sport: 41005, dport: 80 })))),
   'v4-syn-tun6': seed(ether(packet(C4, '198.18.0.31', tcp({ sport: 41006, dport: 80 })))),
@@ -211,10 +247,11 @@ const seeds = {
   // IPv4 fragments (not reassembled: dropped), first and later.
   'v4-fragment-first': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 40000, dport: 80, flags: ACK, payload: bytes(64) }), { df: false, mf: true })), { prime: true }),
   'v4-fragment-later': seed(ether(ipv4({ src: C4, dst: '198.18.0.10', proto: TCP, payload: bytes(64), df: false, fragOffset: 10 }))),
-  // TTL 1 (time exceeded), a clock jump (expiry), a frame that is not IP (passed to the kernel).
-  'v4-ttl1': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 41008, dport: 80 }), { ttl: 1 }))),
-  'clock-jump-syn': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 41009, dport: 80 }))), { clock: 255 }),
-  'arp': seed(ether(Buffer.from('0001080006040001020000000064c6120064000000000000c612000a', 'hex'), { type: 0x0806 })),
+  // TTL 1 (time exceeded), a frame that is not IP (passed to the kernel).
+  'v4-ttl1': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 41008, dport: 80 }), { ttl: 1 })), { clock: 64 }),
+  // A burst of new flows first (the table fills after enough of them: eviction).
+  'burst-syn': seed(ether(packet(C4, '198.18.0.10', tcp({ sport: 41012, dport: 80 }))), { burst: true }),
+  'arp': seed(ether(Buffer.from('0001080006040001020000000064c6120064000000000000c612000a', 'hex'), { type: 0x0806 }), { fix: false }),
 };
 
 const dir = path.resolve(process.argv[2] ?? path.join(root, 'native/fuzz/corpus'));

@@ -48,10 +48,10 @@ function requireTool(cmd, pkg) {
     fail(`${cmd} not found: the fuzzer needs it. Install it with: sudo apt-get install ${pkg}`);
 }
 
-function run(cmd, args, what) {
+function run(cmd, args, what, hint = '') {
   const r = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.error) fail(`${what}: ${r.error.message}`);
-  if (r.status !== 0) fail(`${what} failed (exit ${r.status ?? r.signal})`, r.status || 1);
+  if (r.status !== 0) fail(`${what} failed (exit ${r.status ?? r.signal})${hint}`, r.status || 1);
 }
 
 function build() {
@@ -65,7 +65,9 @@ function build() {
     '-DCMAKE_BUILD_TYPE=RelWithDebInfo',
     '-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all',
   ], 'cmake configure');
-  run('cmake', ['--build', buildDir, '--target', 'fuzz_packet'], 'build of fuzz_packet');
+  run('cmake', ['--build', buildDir, '--target', 'fuzz_packet'], 'build of fuzz_packet',
+      '. libFuzzer and the sanitizer runtimes come with clang: sudo apt-get install clang ' +
+      '(and the libclang-rt-<version>-dev package matching clang++ --version, if it is separate)');
 }
 
 function seedCorpus() {
