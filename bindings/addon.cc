@@ -3,6 +3,7 @@
 // moves arguments across (DESIGN.md rule 4).
 #include <napi.h>
 #include <memory>
+#include "bindings.hpp"
 #include "control/layout.hpp"
 #include "control/protocol.hpp"
 #include "engine/counters.hpp"
@@ -151,6 +152,31 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     opts.manual_clock = opt_bool(o, "manualClock", opts.manual_clock);
     opts.memory_slots = opt_u32(o, "memorySlots", opts.memory_slots);
     opts.seed = opt_u32(o, "seed", 0);
+    // io: {kind: 'xdp' | 'packet', netns?, frames?, zeroCopy?, steering?,
+    //      interfaces: [{id, ifindex, name}]}
+    const Napi::Value io = o.Get("io");
+    if (io.IsObject()) {
+      const Napi::Object i = io.As<Napi::Object>();
+      const std::string kind = i.Get("kind").As<Napi::String>();
+      opts.io.kind = kind == "xdp" ? IoKind::Xdp : kind == "packet" ? IoKind::Packet : IoKind::Memory;
+      if (i.Get("netns").IsString()) opts.io.netns = i.Get("netns").As<Napi::String>();
+      opts.io.frames = opt_u32(i, "frames", opts.io.frames);
+      const Napi::Value zc = i.Get("zeroCopy");
+      if (zc.IsBoolean()) opts.io.zero_copy = zc.As<Napi::Boolean>().Value() ? 1 : 0;
+      if (opts.io.kind == IoKind::Xdp) {
+        opts.io.steering = bind::unwrap_steering(i.Get("steering"));
+        steering_ = Napi::Persistent(i.Get("steering").As<Napi::Object>());
+      }
+      const Napi::Array ifs = i.Get("interfaces").As<Napi::Array>();
+      for (uint32_t k = 0; k < ifs.Length(); ++k) {
+        const Napi::Object f = ifs.Get(k).As<Napi::Object>();
+        IoInterface ifc;
+        ifc.id = uint16_t(opt_u32(f, "id", 0));
+        ifc.ifindex = opt_u32(f, "ifindex", 0);
+        ifc.name = f.Get("name").As<Napi::String>();
+        opts.io.ifaces.push_back(ifc);
+      }
+    }
     if (opts.threaded && info.Length() > 2 && info[2].IsFunction()) {
       auto tsfn = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "lvsd-events", 0, 1);
       tsfn.Unref(env);
@@ -160,9 +186,8 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
       dp_ = std::make_unique<Dataplane>(opts, region.Data(), region.ByteLength(), notifier_.get());
     } catch (const std::exception& e) {
       release_tsfn();
-      Napi::Error err = Napi::Error::New(env, std::string("dataplane: ") + e.what());
-      err.Set("code", Napi::String::New(env, "LVS_DATAPLANE_INIT"));
-      throw err;
+      throw bind::error(env, opts.io.kind == IoKind::Memory ? "LVS_DATAPLANE_INIT" : "LVS_IO_INIT",
+                        std::string("dataplane: ") + e.what());
     }
     napi_add_env_cleanup_hook(env, &DataplaneWrap::Cleanup, this);
     hooked_ = true;
@@ -202,6 +227,14 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     return *dp_;
   }
 
+  MemoryPort& memory(const Napi::CallbackInfo& info, Dataplane& d, uint32_t w) {
+    try {
+      return d.memory(w);
+    } catch (const std::exception& e) {
+      throw bind::error(info.Env(), "LVS_MODE", e.what());
+    }
+  }
+
   Napi::Value Poll(const Napi::CallbackInfo& info) {
     dp(info).poll();
     return info.Env().Undefined();
@@ -227,7 +260,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     const uint32_t w = info[0].As<Napi::Number>().Uint32Value();
     auto ifaces = info[1].As<Napi::Uint16Array>();
     auto frames = info[2].As<Napi::Array>();
-    MemoryPort& port = d.memory(w);
+    MemoryPort& port = memory(info, d, w);
     uint32_t n = 0;
     for (; n < frames.Length(); ++n) {
       auto f = frames.Get(n).As<Napi::Uint8Array>();
@@ -243,7 +276,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     Napi::Env env = info.Env();
     const uint32_t w = info[0].As<Napi::Number>().Uint32Value();
     const uint32_t max = info[1].As<Napi::Number>().Uint32Value();
-    MemoryPort& port = d.memory(w);
+    MemoryPort& port = memory(info, d, w);
     Napi::Array out = Napi::Array::New(env);
     MemoryPort::Output o;
     for (uint32_t i = 0; i < max && port.peek_output(o); ++i) {
@@ -304,10 +337,26 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     o.Set("tableCapacity", Napi::Number::New(env, d.table_capacity()));
     o.Set("workers", Napi::Number::New(env, d.workers()));
     o.Set("threaded", Napi::Boolean::New(env, d.threaded()));
+    Napi::Array ports = Napi::Array::New(env, d.workers());
+    for (uint32_t w = 0; w < d.workers(); ++w) {
+      const Port& p = d.port(w);
+      const PortStats s = p.stats();
+      Napi::Object po = Napi::Object::New(env);
+      po.Set("kind", Napi::String::New(env, p.kind()));
+      po.Set("rxPackets", Napi::Number::New(env, double(s.rx_packets)));
+      po.Set("txPackets", Napi::Number::New(env, double(s.tx_packets)));
+      po.Set("txFailed", Napi::Number::New(env, double(s.tx_failed)));
+      po.Set("passDropped", Napi::Number::New(env, double(s.pass_dropped)));
+      po.Set("kernelDropped", Napi::Number::New(env, double(s.kernel_dropped)));
+      po.Set("fillEmpty", Napi::Number::New(env, double(s.fill_empty)));
+      ports.Set(w, po);
+    }
+    o.Set("ports", ports);
     return o;
   }
 
   Napi::ObjectReference region_;
+  Napi::ObjectReference steering_;  // kept alive while the ports use its XSKMAP
   std::unique_ptr<TsfnNotifier> notifier_;
   std::unique_ptr<Dataplane> dp_;
   bool hooked_ = false;
@@ -332,6 +381,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layout", Napi::Function::New(env, Layout_));
   exports.Set("constants", Napi::Function::New(env, Constants));
   exports.Set("maglevPopulate", Napi::Function::New(env, MaglevPopulate));
+  bind::register_steering(env, exports);
+  bind::register_host(env, exports);
   return exports;
 }
 

@@ -32,7 +32,16 @@ export type LvsErrorCode =
   | 'LVS_TIMEOUT'
   | 'LVS_DATAPLANE_REJECTED'
   | 'LVS_DATAPLANE_INIT'
-  | 'LVS_NATIVE_MISSING';
+  | 'LVS_NATIVE_MISSING'
+  // Host and I/O (native/io, src/host, src/director).
+  | 'LVS_IO_INIT'       // a packet backend (AF_XDP, AF_PACKET) could not be set up
+  | 'LVS_BPF'           // a BPF map or program could not be made, loaded or attached
+  | 'LVS_NETLINK'       // the kernel refused a netlink request (errno in the message)
+  | 'LVS_NETNS'         // a network namespace could not be entered
+  | 'LVS_NO_SUCH_DEVICE'
+  | 'LVS_NEIGHBOUR'     // a real's or next hop's MAC address could not be resolved
+  | 'LVS_HOST'          // another host operation failed (sysctl, nftables)
+  | 'LVS_LAB_COMMAND';  // a command the lab ran failed
 
 export interface LvsErrorDetails {
   /** The option or field at fault, e.g. `port` or `reals[2].weight`. */

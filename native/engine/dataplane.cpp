@@ -15,23 +15,42 @@ Dataplane::Dataplane(const DataplaneOptions& opts, uint8_t* region, uint64_t reg
   control_ = std::make_unique<Control>(
       shared_, clock, flags_, sync_, EventSink(shared_.event_ring(0), notify, notifier, shared_.globals(0) + C_EVENTS_LOST),
       [this] {
-        for (auto& w : worker_wakers_) w->wake();
+        for (uint32_t w = 0; w < port_of_.size(); ++w) wake_worker(w);
       });
   std::random_device rd;
   uint64_t seed = opts.seed ? opts.seed : (uint64_t(rd()) << 32 | rd());
   for (uint32_t w = 0; w < opts.layout.workers; ++w) {
-    memory_.push_back(std::make_unique<MemoryPort>(opts.memory_slots));
+    switch (opts.io.kind) {
+      case IoKind::Memory:
+        memory_.push_back(std::make_unique<MemoryPort>(opts.memory_slots));
+        port_of_.push_back(memory_.back().get());
+        break;
+      case IoKind::Xdp:
+        ports_.push_back(make_xsk_port(opts.io, w));
+        port_of_.push_back(ports_.back().get());
+        break;
+      case IoKind::Packet:
+        ports_.push_back(make_packet_port(opts.io, w));
+        port_of_.push_back(ports_.back().get());
+        break;
+    }
     worker_wakers_.push_back(std::make_unique<Waker>());
     auto worker = std::make_unique<Worker>(
         w, shared_, flags_, sync_[w], *control_, clock,
         EventSink(shared_.event_ring(1 + w), notify, notifier, shared_.globals(w) + C_EVENTS_LOST),
         opts.conn_capacity, seed + w * 0x9e3779b97f4a7c15ull);
-    worker->set_port(memory_[w].get());
+    worker->set_port(port_of_[w]);
     workers_.push_back(std::move(worker));
   }
 }
 
 Dataplane::~Dataplane() { stop(); }
+
+MemoryPort& Dataplane::memory(uint32_t w) {
+  if (opts_.io.kind != IoKind::Memory || w >= memory_.size())
+    throw std::logic_error("frames can be injected only with the memory backend");
+  return *memory_[w];
+}
 
 void Dataplane::start() {
   if (!opts_.threaded || started_) return;
@@ -45,6 +64,7 @@ void Dataplane::stop() {
   stopping_.store(true);
   control_waker_.wake();
   for (auto& w : worker_wakers_) w->wake();
+  for (Port* p : port_of_) p->wake();
   for (auto& t : threads_) t.join();
   threads_.clear();
   started_ = false;
@@ -76,7 +96,8 @@ void Dataplane::worker_loop(uint32_t w) {
       continue;
     }
     worker.quiesce();
-    worker_wakers_[w]->wait_ms(20);  // housekeeping (expiry, dumps) still runs when idle
+    // Housekeeping (expiry, dumps) still runs when idle: sleep at most 20 ms.
+    if (!port_of_[w]->wait(20)) worker_wakers_[w]->wait_ms(20);
   }
   worker.quiesce();
 }

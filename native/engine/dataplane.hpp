@@ -12,6 +12,7 @@
 #include "control/control.hpp"
 #include "engine/shared.hpp"
 #include "engine/worker.hpp"
+#include "io/io.hpp"
 #include "io/memory.hpp"
 
 namespace lvsd {
@@ -23,6 +24,7 @@ struct DataplaneOptions {
   bool manual_clock = false;
   uint32_t memory_slots = 1024;
   uint64_t seed = 0;  // 0: random
+  IoOptions io;       // Memory unless a real backend is asked for
 };
 
 // Sleep until woken or a timeout; wake() before wait() is not lost.
@@ -68,9 +70,16 @@ class Dataplane {
   void poll();
   // A command was queued and the control thread may be asleep.
   void kick() { control_waker_.wake(); }
-  void wake_worker(uint32_t w) { worker_wakers_[w]->wake(); }
+  void wake_worker(uint32_t w) {
+    worker_wakers_[w]->wake();
+    port_of_[w]->wake();
+  }
 
-  MemoryPort& memory(uint32_t w) { return *memory_[w]; }
+  // The memory backend's port of worker `w` (throws with a real backend).
+  MemoryPort& memory(uint32_t w);
+  IoKind io_kind() const { return opts_.io.kind; }
+  // The port of worker `w`: its kind and its own counters.
+  const Port& port(uint32_t w) const { return *port_of_.at(w); }
   // Manual mode only: run `frames` through worker `w`, `total` packets in all.
   ReplayResult replay(std::vector<ReplayPort::Frame> frames, uint64_t total, uint32_t w);
   // A finished connection dump of worker `w`, or false if none is ready.
@@ -88,6 +97,8 @@ class Dataplane {
   std::vector<WorkerSync> sync_;
   std::unique_ptr<Control> control_;
   std::vector<std::unique_ptr<MemoryPort>> memory_;
+  std::vector<std::unique_ptr<Port>> ports_;  // real I/O; empty with the memory backend
+  std::vector<Port*> port_of_;                // each worker's port, whichever backend
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Waker>> worker_wakers_;
   Waker control_waker_;

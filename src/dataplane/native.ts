@@ -102,7 +102,9 @@ export function native(): NativeAddon {
   if (addon) return addon;
   const require = createRequire(import.meta.url);
   try {
-    addon = require('node-gyp-build')(packageRoot) as NativeAddon;
+    // LVSD_ADDON names a specific build (a second build directory, a debug build).
+    const explicit = process.env.LVSD_ADDON;
+    addon = (explicit ? require(explicit) : require('node-gyp-build')(packageRoot)) as NativeAddon;
   } catch (cause) {
     throw new LvsError(
       'LVS_NATIVE_MISSING',
