@@ -34,6 +34,7 @@ import type {
   DataplaneOptions,
   ForwardingMethod,
   InterfaceSpec,
+  PortInfo,
   MarkRule,
   RealServerChanges,
   RealServerInfo,
@@ -81,7 +82,7 @@ export interface DataplaneEvents {
 }
 
 export class Dataplane extends EventEmitter<DataplaneEvents> {
-  readonly options: Required<DataplaneOptions>;
+  readonly options: Required<Omit<DataplaneOptions, 'io'>> & Pick<DataplaneOptions, 'io'>;
   /** Frame I/O of the memory backend (tests, benchmarks, and embedding without a NIC). */
   readonly memory: MemoryBackend;
 
@@ -142,12 +143,13 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     this.timeoutsS = { tcp: defaults[State.ESTABLISHED]!, tcpfin: defaults[State.FIN_WAIT]!, udp: defaults[State.UDP]! };
     try {
       this.nd = new addon.Dataplane(
-        { ...layoutOptions, connectionCapacity: o.connectionCapacity, threaded: o.mode === 'threaded', manualClock: o.clock === 'manual', memorySlots: o.memorySlots, seed: o.seed },
+        { ...layoutOptions, connectionCapacity: o.connectionCapacity, threaded: o.mode === 'threaded', manualClock: o.clock === 'manual', memorySlots: o.memorySlots, seed: o.seed, io: o.io },
         new Uint8Array(this.region),
         () => this.onWake(),
       );
     } catch (cause) {
-      throw new LvsError('LVS_DATAPLANE_INIT', `cannot start the dataplane: ${(cause as Error).message}`, { cause });
+      const code = (cause as { code?: string }).code === 'LVS_IO_INIT' ? 'LVS_IO_INIT' : 'LVS_DATAPLANE_INIT';
+      throw new LvsError(code, `cannot start the dataplane: ${(cause as Error).message}`, { cause });
     }
     this.memory = new MemoryBackend(this, this.nd);
   }
@@ -291,9 +293,9 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   }
 
   /** Table memory and capacity, for operators and benchmarks. */
-  info(): { tableBytes: number; tableCapacity: number; workers: number; connectionEntryBytes: number } {
+  info(): { tableBytes: number; tableCapacity: number; workers: number; connectionEntryBytes: number; ports: PortInfo[] } {
     const i = this.nd.info();
-    return { tableBytes: i.tableBytes, tableCapacity: i.tableCapacity, workers: i.workers, connectionEntryBytes: constants().connEntryBytes };
+    return { tableBytes: i.tableBytes, tableCapacity: i.tableCapacity, workers: i.workers, connectionEntryBytes: constants().connEntryBytes, ports: i.ports };
   }
 
   // ------------------------------------------------------------------------------------------

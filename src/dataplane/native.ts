@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LvsError } from '../errors.js';
+import type { DataplaneIo, PortInfo } from './types.js';
 
 export interface NativeLayoutOptions {
   workers: number;
@@ -67,6 +68,7 @@ export interface NativeDataplaneOptions extends NativeLayoutOptions {
   manualClock: boolean;
   memorySlots: number;
   seed: number;
+  io?: DataplaneIo | undefined;
 }
 
 export interface NativeDataplane {
@@ -77,7 +79,87 @@ export interface NativeDataplane {
   collect(worker: number, max: number): NativeOutput[];
   replay(frames: Uint8Array[], ifaces: Uint16Array, total: number, worker: number): NativeReplayResult;
   takeDump(worker: number): Buffer | null;
-  info(): { tableBytes: number; tableCapacity: number; workers: number; threaded: boolean };
+  info(): { tableBytes: number; tableCapacity: number; workers: number; threaded: boolean; ports: PortInfo[] };
+}
+
+/** Addresses cross the binding as bytes: 4 for IPv4, 16 for IPv6 (network order). */
+export type AddressBytes = Uint8Array;
+export type XdpMode = 'native' | 'generic';
+
+/** The XDP steering program and its maps (bindings/steer.cc, native/io/steer.hpp). */
+export interface NativeSteering {
+  /** Attach to an interface of the steering's namespace; 'auto' tries native, then generic.
+   *  The attachment is a bpf_link: it goes away with close() or with the process. */
+  attach(ifindex: number, mode: XdpMode | 'auto'): XdpMode;
+  detach(ifindex: number): void;
+  /** Traffic to addr:port/proto goes to the dataplane (port 0: any port of that protocol).
+   *  ICMP errors to addr go too once any service has that address. */
+  addService(proto: number, port: number, addr: AddressBytes): void;
+  delService(proto: number, port: number, addr: AddressBytes): void;
+  /** Replies from a NAT real (addr, source port, protocol) go to the dataplane unless they are
+   *  addressed to one of the director's own addresses (health checks, heartbeats). */
+  addNatReal(proto: number, port: number, addr: AddressBytes): void;
+  delNatReal(proto: number, port: number, addr: AddressBytes): void;
+  /** The director's own addresses (never steered as NAT replies). */
+  addLocal(addr: AddressBytes): void;
+  delLocal(addr: AddressBytes): void;
+  /** Firewall-mark rules' destinations: TCP/UDP (and ICMP errors) to the prefix are steered. */
+  addPrefix(addr: AddressBytes, prefixLength: number): void;
+  delPrefix(addr: AddressBytes, prefixLength: number): void;
+  /** Packet counts by decision, summed over CPUs. */
+  stats(): { redirected: number; passed: number; noSocket: number; parseFailed: number };
+  close(): void;
+}
+
+/** The host's network state over rtnetlink (bindings/host.cc, native/io/netlink.hpp). Every
+ *  function takes the namespace first ('' = the process's own). */
+export interface NativeLink {
+  ifindex: number;
+  name: string;
+  mac: string; // aa:bb:cc:dd:ee:ff
+  mtu: number;
+  up: boolean;
+  rxQueues: number;
+  kind: string; // 'veth', 'bridge', 'loopback', '' when the kernel does not say
+  xdpProgId: number; // 0 when none is attached
+}
+export interface NativeAddressEntry {
+  ifindex: number;
+  address: AddressBytes;
+  prefixLength: number;
+}
+export interface NativeRoute {
+  ifindex: number;
+  gateway: AddressBytes | null;
+  source: AddressBytes | null;
+}
+export interface NativeNeighbour {
+  ifindex: number;
+  address: AddressBytes;
+  mac: string | null;
+  state: number; // NUD_* bits
+}
+export interface NativeNeighbourEvent extends NativeNeighbour {
+  deleted: boolean;
+}
+export interface NativeHost {
+  links(netns: string): NativeLink[];
+  addresses(netns: string): NativeAddressEntry[];
+  /** nodad: IPv6 without duplicate address detection (VIPs). Existing address: no error. */
+  addAddress(netns: string, ifindex: number, address: AddressBytes, prefixLength: number, nodad: boolean): void;
+  /** Missing address: no error. */
+  delAddress(netns: string, ifindex: number, address: AddressBytes, prefixLength: number): void;
+  routeGet(netns: string, address: AddressBytes): NativeRoute;
+  neighbours(netns: string): NativeNeighbour[];
+  /** Ask the kernel to resolve (ARP / neighbour solicitation) now. */
+  resolve(netns: string, ifindex: number, address: AddressBytes): void;
+  /** Subscribe to neighbour changes; the callback runs on the JS thread, batched. */
+  watchNeighbours(netns: string, onChange: (events: NativeNeighbourEvent[]) => void): { close(): void };
+  /** Transmit one Ethernet frame as it is (gratuitous ARP, unsolicited NA). */
+  sendFrame(netns: string, ifindex: number, frame: Uint8Array): void;
+  /** Read (value undefined) or write a /proc/sys key ("net/ipv4/ip_forward"); returns the
+   *  value read, or the previous value when writing. */
+  sysctl(netns: string, key: string, value?: string): string;
 }
 
 export interface NativeAddon {
@@ -85,6 +167,16 @@ export interface NativeAddon {
   layout(options: NativeLayoutOptions): NativeLayout;
   constants(): NativeConstants;
   maglevPopulate(offset: Uint32Array, skip: Uint32Array, turns: Int32Array, slots: Int32Array, size: number): Int32Array;
+  /** new Steering({netns?, maxEntries?}): make the maps and load the program (LVS_BPF). */
+  Steering: new (options: { netns?: string; maxEntries?: number }) => NativeSteering;
+  /** Real-server side: an XDP program that strips IPIP / IPv6 tunnel headers from packets for
+   *  `vips` and passes the inner packet to the kernel. Attached through netlink, so it stays
+   *  after the process exits; attaching again replaces it; detach removes only ours. */
+  decapAttach(netns: string, ifindex: number, vips: AddressBytes[], mode: XdpMode | 'auto'): XdpMode;
+  decapDetach(netns: string, ifindex: number): boolean;
+  /** The XDP program attached to ifindex: its id and name, or null. */
+  xdpQuery(netns: string, ifindex: number): { id: number; name: string } | null;
+  host: NativeHost;
 }
 
 /** The package root: two levels up from both src/dataplane and dist/dataplane. */

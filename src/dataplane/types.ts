@@ -196,6 +196,35 @@ export interface DataplaneOptions {
   memorySlots?: number;
   /** Seed for the connection hash (default: random). Tests use it for reproducibility. */
   seed?: number;
+  /** Real packet I/O instead of the memory backend (the Director sets this up). */
+  io?: DataplaneIo;
+}
+
+/** The packet backend of a dataplane on real interfaces (see docs/dataplane.md). */
+export interface DataplaneIo {
+  /** `xdp`: AF_XDP sockets fed by the steering program; `packet`: AF_PACKET rings. */
+  kind: 'xdp' | 'packet';
+  /** A named network namespace (`ip netns`) the interfaces live in; default the process's. */
+  netns?: string;
+  /** Each interface: the dataplane id used in setInterface(), and the kernel's ifindex/name. */
+  interfaces: Array<{ id: number; ifindex: number; name: string }>;
+  /** `xdp` only: the native Steering object whose XSKMAP the sockets join. */
+  steering?: unknown;
+  /** Frames per worker and interface queue (UMEM frames / ring slots). Default 4096. */
+  frames?: number;
+  /** `xdp` only: true = zero-copy or fail, false = copy mode; default: try zero-copy. */
+  zeroCopy?: boolean;
+}
+
+/** What a worker's port counts (real I/O). */
+export interface PortInfo {
+  kind: string;
+  rxPackets: number;
+  txPackets: number;
+  txFailed: number;
+  passDropped: number;
+  kernelDropped: number;
+  fillEmpty: number;
 }
 
 export interface Frame {

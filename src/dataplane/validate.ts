@@ -7,6 +7,7 @@ import { parseAddress, prefixMask, type Family, type IpAddress } from '../net/ad
 import type { ParsedMarkRule, PersistenceState, ServiceState } from './model.js';
 import {
   SCHEDULERS,
+  type DataplaneIo,
   type DataplaneOptions,
   type ForwardingMethod,
   type MarkRule,
@@ -198,7 +199,7 @@ export function markRule(r: MarkRule, field: string): ParsedMarkRule {
   };
 }
 
-export function dataplaneOptions(o: DataplaneOptions): Required<DataplaneOptions> {
+export function dataplaneOptions(o: DataplaneOptions): Required<Omit<DataplaneOptions, 'io'>> & Pick<DataplaneOptions, 'io'> {
   if (o === null || typeof o !== 'object') throw new LvsError('LVS_INVALID_OPTION', 'options: expected an object', { field: 'options' });
   const mode = o.mode ?? 'threaded';
   if (mode !== 'threaded' && mode !== 'manual') throw new LvsError('LVS_INVALID_OPTION', `mode: expected "threaded" or "manual", got ${JSON.stringify(mode)}`, { field: 'mode' });
@@ -213,5 +214,22 @@ export function dataplaneOptions(o: DataplaneOptions): Required<DataplaneOptions
     maxReals: o.maxReals === undefined ? 4096 : integer(o.maxReals, 'maxReals', 1, 1 << 20, 'LVS_INVALID_OPTION'),
     memorySlots: optionalPowerOfTwo(o.memorySlots, 'memorySlots', 1024, 2, 1 << 16),
     seed: o.seed === undefined ? 0 : integer(o.seed, 'seed', 0, 0xffffffff, 'LVS_INVALID_OPTION'),
+    io: o.io === undefined ? undefined : dataplaneIo(o.io, mode),
   };
+}
+
+function dataplaneIo(io: DataplaneIo, mode: string): DataplaneIo {
+  if (io === null || typeof io !== 'object') throw new LvsError('LVS_INVALID_OPTION', 'io: expected an object', { field: 'io' });
+  if (io.kind !== 'xdp' && io.kind !== 'packet') throw new LvsError('LVS_INVALID_OPTION', `io.kind: expected "xdp" or "packet", got ${JSON.stringify(io.kind)}`, { field: 'io.kind' });
+  if (mode !== 'threaded') throw new LvsError('LVS_INVALID_OPTION', 'io: real packet I/O needs mode "threaded"', { field: 'io' });
+  if (!Array.isArray(io.interfaces) || io.interfaces.length === 0) throw new LvsError('LVS_INVALID_OPTION', 'io.interfaces: expected at least one interface', { field: 'io.interfaces' });
+  io.interfaces.forEach((f, i) => {
+    integer(f.id, `io.interfaces[${i}].id`, 0, 0xffff, 'LVS_INVALID_OPTION');
+    integer(f.ifindex, `io.interfaces[${i}].ifindex`, 1, 0x7fffffff, 'LVS_INVALID_OPTION');
+    if (typeof f.name !== 'string' || f.name.length === 0 || f.name.length > 15) throw new LvsError('LVS_INVALID_OPTION', `io.interfaces[${i}].name: expected an interface name`, { field: `io.interfaces[${i}].name` });
+  });
+  if (io.kind === 'xdp' && (io.steering === null || typeof io.steering !== 'object')) throw new LvsError('LVS_INVALID_OPTION', 'io.steering: AF_XDP needs the Steering object', { field: 'io.steering' });
+  if (io.frames !== undefined) optionalPowerOfTwo(io.frames, 'io.frames', 4096, 64, 1 << 16);
+  if (io.netns !== undefined && (typeof io.netns !== 'string' || io.netns.length === 0)) throw new LvsError('LVS_INVALID_OPTION', 'io.netns: expected a namespace name', { field: 'io.netns' });
+  return io;
 }
