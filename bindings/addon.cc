@@ -161,6 +161,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
       opts.io.kind = kind == "xdp" ? IoKind::Xdp : kind == "packet" ? IoKind::Packet : IoKind::Memory;
       if (i.Get("netns").IsString()) opts.io.netns = i.Get("netns").As<Napi::String>();
       opts.io.frames = opt_u32(i, "frames", opts.io.frames);
+      opts.io.workers = opts.layout.workers;
       const Napi::Value zc = i.Get("zeroCopy");
       if (zc.IsBoolean()) opts.io.zero_copy = zc.As<Napi::Boolean>().Value() ? 1 : 0;
       if (opts.io.kind == IoKind::Xdp) {

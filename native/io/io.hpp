@@ -29,6 +29,7 @@ struct IoOptions {
   IoKind kind = IoKind::Memory;
   std::string netns;  // a named network namespace (/run/netns/NAME) or a path; "" = ours
   std::vector<IoInterface> ifaces;
+  uint32_t workers = 1;          // worker w serves the queues q with q % workers == w
   Steering* steering = nullptr;  // Xdp: owner of the XSKMAP; outlives the dataplane
   uint32_t frames = 4096;        // per worker and interface: UMEM frames / ring slots
   int zero_copy = -1;            // Xdp: -1 try zero-copy then copy, 0 copy, 1 zero-copy only
