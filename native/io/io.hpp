@@ -1,6 +1,6 @@
 // Real packet I/O: which backend a dataplane's workers use, and on which interfaces.
 //
-// Worker w serves receive queue w of every interface. The backends:
+// Worker w serves the receive queues q of every interface with q % workers == w. The backends:
 //   Xdp     AF_XDP sockets fed by the XDP steering program (io/steer.hpp), which sends VIP
 //           traffic and NAT replies to them and passes everything else to the kernel.
 //   Packet  AF_PACKET TPACKET_V3 rings, for hosts where XDP cannot be used; the kernel's own
