@@ -108,6 +108,10 @@ export interface NativeSteering {
   delPrefix(addr: AddressBytes, prefixLength: number): void;
   /** Packet counts by decision, summed over CPUs. */
   stats(): { redirected: number; passed: number; noSocket: number; parseFailed: number };
+  /** The mode an interface was attached in, or null. */
+  mode(ifindex: number): XdpMode | null;
+  /** Run the program on one frame (BPF_PROG_TEST_RUN) as if it arrived on ifindex/queue. */
+  testRun(frame: Uint8Array, ifindex: number, queue?: number): { action: number; frame: Buffer };
   close(): void;
 }
 
@@ -127,11 +131,13 @@ export interface NativeAddressEntry {
   ifindex: number;
   address: AddressBytes;
   prefixLength: number;
+  flags: number; // IFA_F_* (permanent, nodad, tentative, dadfailed, ...)
 }
 export interface NativeRoute {
   ifindex: number;
   gateway: AddressBytes | null;
   source: AddressBytes | null;
+  type: number; // RTN_* (1 unicast, 2 local, ...)
 }
 export interface NativeNeighbour {
   ifindex: number;
@@ -153,8 +159,9 @@ export interface NativeHost {
   neighbours(netns: string): NativeNeighbour[];
   /** Ask the kernel to resolve (ARP / neighbour solicitation) now. */
   resolve(netns: string, ifindex: number, address: AddressBytes): void;
-  /** Subscribe to neighbour changes; the callback runs on the JS thread, batched. */
-  watchNeighbours(netns: string, onChange: (events: NativeNeighbourEvent[]) => void): { close(): void };
+  /** Subscribe to neighbour changes; the callback runs on the JS thread, batched. If the
+   *  subscription fails it stops, after one last call with no events and the error. */
+  watchNeighbours(netns: string, onChange: (events: NativeNeighbourEvent[], error?: Error) => void): { close(): void };
   /** Transmit one Ethernet frame as it is (gratuitous ARP, unsolicited NA). */
   sendFrame(netns: string, ifindex: number, frame: Uint8Array): void;
   /** Read (value undefined) or write a /proc/sys key ("net/ipv4/ip_forward"); returns the
@@ -174,8 +181,10 @@ export interface NativeAddon {
    *  after the process exits; attaching again replaces it; detach removes only ours. */
   decapAttach(netns: string, ifindex: number, vips: AddressBytes[], mode: XdpMode | 'auto'): XdpMode;
   decapDetach(netns: string, ifindex: number): boolean;
-  /** The XDP program attached to ifindex: its id and name, or null. */
-  xdpQuery(netns: string, ifindex: number): { id: number; name: string } | null;
+  /** The XDP program attached to ifindex: its id, name and mode, or null. */
+  xdpQuery(netns: string, ifindex: number): { id: number; name: string; mode: XdpMode | 'other' } | null;
+  /** Run the XDP program attached to ifindex on one frame (BPF_PROG_TEST_RUN); null if none. */
+  xdpTestRun(netns: string, ifindex: number, frame: Uint8Array, queue?: number): { action: number; frame: Buffer } | null;
   host: NativeHost;
 }
 
