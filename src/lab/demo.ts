@@ -1,140 +1,122 @@
 /**
- * `npm start`: a director on a self-contained demo. Until the namespace lab exists, the
- * clients and real servers are simulated in this process and talk to the real dataplane
- * through its memory backend: every frame below is parsed, scheduled, rewritten and counted
- * by the same native code that will drive the NICs.
+ * `npm start`: a director on a self-contained demo lab. As root it builds the namespace lab
+ * (src/lab/lab.ts: a client, a director and six real servers), starts a Director there on
+ * AF_XDP with a NAT service (wlc, three reals of weights 3, 2, 1, IPv4 and IPv6), a
+ * direct-routing service and a tunnel service, sends demo traffic from the client, and shows
+ * the table every second like `ipvsadm -L -n` with the rates. Ctrl-C tears it all down.
+ * Without root (namespaces need it) it runs the in-process demo of src/lab/memory-demo.ts.
  *
- *   node dist/lab/demo.js [--seconds N] [--plain]
+ *   node dist/lab/demo.js [--seconds N] [--plain] [--io xdp|packet]
  */
-import { Dataplane } from '../dataplane/dataplane.js';
-import type { ServiceKey } from '../dataplane/types.js';
+import { join } from 'node:path';
 import { formatList } from '../cli/format.js';
-import { decode, packet } from './frames.js';
+import { packageRoot } from '../dataplane/native.js';
+import { Director } from '../director/director.js';
+import type { DirectorService, Logger } from '../director/types.js';
+import { Lab } from './lab.js';
+import { runMemoryDemo, type DemoOptions } from './memory-demo.js';
 
-export interface DemoOptions {
-  /** Stop after this many seconds (default: run until SIGINT/SIGTERM). */
-  seconds?: number;
-  /** Print tables one after another instead of redrawing the screen. */
-  plain?: boolean;
-  write?: (text: string) => void;
+export type { DemoOptions };
+
+export interface LabDemoOptions extends DemoOptions {
+  io?: 'xdp' | 'packet';
 }
 
-const OUT = 0;
-const IN = 1;
-const MAC = { client: '02:00:00:00:00:c1', out: '02:00:00:00:00:01', in: '02:00:00:00:01:01' };
-const WEB: ServiceKey = { protocol: 'tcp', address: '198.18.0.10', port: 80 };
-const DR: ServiceKey = { protocol: 'tcp', address: '198.18.0.20', port: 80 };
-const DNS: ServiceKey = { protocol: 'udp', address: '198.18.0.30', port: 53 };
-const realMac = (i: number) => `02:00:00:00:01:${(0x10 + i).toString(16)}`;
-
-interface Flow {
-  client: string;
-  port: number;
-  kind: 'web' | 'dr';
-  /** The handshake reached a real. */
-  open: boolean;
-  left: number; // request/response rounds still to do
+export async function runDemo(options: LabDemoOptions = {}): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    (options.write ?? ((t: string) => process.stdout.write(t)))('lvsd demo: not root, so no network namespaces: running the in-process demo instead (sudo npm start for the lab).\n');
+    return runMemoryDemo(options);
+  }
+  return runLabDemo(options);
 }
 
-export async function runDemo(options: DemoOptions = {}): Promise<void> {
+export async function runLabDemo(options: LabDemoOptions = {}): Promise<void> {
   const write = options.write ?? ((t: string) => process.stdout.write(t));
-  const dp = new Dataplane({ workers: 1 });
-  dp.transaction((tx) => {
-    tx.setInterface({ id: OUT, name: 'outside', mac: MAC.out, ipv4: '198.18.0.1' });
-    tx.setInterface({ id: IN, name: 'inside', mac: MAC.in, ipv4: '198.19.0.1' });
-    tx.addService({ ...WEB, scheduler: 'wlc' });
-    [3, 2, 1].forEach((weight, i) => tx.addReal(WEB, { address: `198.19.0.${11 + i}`, port: 8080, method: 'nat', weight, interface: IN, mac: realMac(i + 1) }));
-    tx.addService(DR);
-    [1, 1].forEach((weight, i) => tx.addReal(DR, { address: `198.19.0.${21 + i}`, method: 'direct', weight, interface: IN, mac: realMac(i + 4) }));
-    tx.addService(DNS);
-    tx.addReal(DNS, { address: '198.19.0.31', method: 'tunnel', interface: IN, mac: realMac(6) });
-  });
-  await dp.settled();
-
-  const flows: Flow[] = [];
-  let next = 0;
+  const notes: string[] = [];
+  const logger: Logger = {
+    info: (_o, msg) => msg && notes.push(msg),
+    warn: (_o, msg) => msg && notes.push(`warning: ${msg}`),
+    error: (_o, msg) => msg && notes.push(`error: ${msg}`),
+    debug: () => {},
+  };
   let stop = false;
   const onSignal = () => (stop = true);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-
-  const started = Date.now();
-  let last = { at: started, counters: dp.counters() };
-  let lastDraw = 0;
+  write('lvsd demo: building the namespace lab ...\n');
+  const lab = await Lab.create({
+    tag: 'demo',
+    reals: [
+      { name: 'web1', method: 'nat', weight: 3 },
+      { name: 'web2', method: 'nat', weight: 2 },
+      { name: 'web3', method: 'nat', weight: 1 },
+      { name: 'dr1', method: 'direct' },
+      { name: 'dr2', method: 'direct' },
+      { name: 'tun1', method: 'tunnel' },
+    ],
+  });
+  let director: Director | undefined;
   try {
+    await lab.startServers();
+    const reals = (method: string, family: 4 | 6) =>
+      lab.reals.filter((r) => r.method === method).map((r) => ({ address: family === 4 ? r.address4 : r.address6!, weight: r.weight, method: r.method }));
+    const services: DirectorService[] = [
+      { protocol: 'tcp', address: lab.vip4(0), port: 80, scheduler: 'wlc', reals: reals('nat', 4) },
+      { protocol: 'tcp', address: lab.vip6(0), port: 80, scheduler: 'wlc', reals: reals('nat', 6) },
+      { protocol: 'tcp', address: lab.vip4(1), port: 80, scheduler: 'rr', reals: reals('direct', 4) },
+      { protocol: 'udp', address: lab.vip4(2), port: 7, scheduler: 'rr', reals: reals('tunnel', 4) },
+    ];
+    director = new Director({
+      netns: lab.director.ns.name,
+      io: options.io ?? 'xdp',
+      services,
+      natRouters: [
+        { address: lab.natRouter4, device: 'priv' },
+        { address: lab.natRouter6, device: 'priv' },
+      ],
+      announce: { count: 1 },
+      logger,
+    });
+    await director.start();
+    const load = lab.client.ns.spawn(process.execPath, [
+      join(packageRoot, 'dist', 'lab', 'load.js'),
+      JSON.stringify({
+        http: [`http://${lab.vip4(0)}/`, `http://[${lab.vip6(0)}]/`, `http://${lab.vip4(1)}/`],
+        slow: [`http://${lab.vip4(0)}/slow?seconds=5`],
+        udp: [[lab.vip4(2), 7]],
+        sources: lab.client.extra4,
+        rate: 20,
+      }),
+    ]);
+    load.stdout?.resume();
+    const dp = director.dataplane!;
+    const started = Date.now();
+    let last = { at: started, counters: dp.counters() };
     while (!stop && (options.seconds === undefined || Date.now() - started < options.seconds * 1000)) {
-      await tick(dp, flows, () => next++);
-      if (Date.now() - lastDraw >= 1000) {
-        lastDraw = Date.now();
-        const now = { at: Date.now(), counters: dp.counters() };
-        const secs = (now.at - last.at) / 1000 || 1;
-        const before = last.counters;
-        const rate = (k: string) => Math.round((now.counters[k]! - before[k]!) / secs);
-        last = now;
-        const screen =
-          (options.plain ? '' : '\x1b[2J\x1b[H') +
-          'lvsd demo: a director with NAT, direct-routing and tunnel services; simulated clients and\n' +
-          'real servers exchange frames with the real dataplane (native code, memory backend). Ctrl-C stops.\n' +
-          'The namespace lab and `lvsd -c /etc/sysconfig/ha/lvs.cf` arrive with the next issues (see README).\n\n' +
+      await new Promise((r) => setTimeout(r, 1000));
+      const now = { at: Date.now(), counters: dp.counters() };
+      const secs = (now.at - last.at) / 1000 || 1;
+      const before = last.counters;
+      const rate = (k: string) => Math.round((now.counters[k]! - before[k]!) / secs);
+      last = now;
+      const status = director.status();
+      write(
+        (options.plain ? '' : '\x1b[2J\x1b[H') +
+          `lvsd demo: a director in network namespace ${lab.director.ns.name} forwards real traffic (${status.io?.mode})\n` +
+          'from a client namespace to six real servers: NAT (wlc, weights 3:2:1), direct routing and an IPIP tunnel.\n' +
+          'Point lvsd at your own setup with the Director API (docs/director.md); Ctrl-C tears the lab down.\n\n' +
           formatList(dp.listServices(), { tableSize: dp.info().tableCapacity }) +
           `\n${rate('rx_packets')} packets/s in, ${rate('tx_packets')} packets/s out, ${rate('conn_created')} new connections/s, ` +
-          `${now.counters.conn_count} connections in the table\n`;
-        write(screen);
-      }
-      await new Promise((r) => setTimeout(r, 50));
+          `${now.counters.conn_count} connections in the table\n` +
+          (notes.length ? `\n${notes.slice(-4).join('\n')}\n` : ''),
+      );
     }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await dp.close();
+    await director?.stop();
+    lab.destroy();
   }
-}
-
-/** One round: new clients arrive, open flows exchange data, some of them close. */
-async function tick(dp: Dataplane, flows: Flow[], id: () => number): Promise<void> {
-  const frames: Array<{ iface: number; data: Buffer }> = [];
-  const fromClient = (f: Flow, flags: string, payload = '') => {
-    const dst = f.kind === 'web' ? WEB : DR;
-    frames.push({ iface: OUT, data: packet({ src: f.client, dst: (dst as { address: string }).address, proto: 'tcp', sport: f.port, dport: 80, flags, payload }) });
-  };
-  // New arrivals.
-  for (let i = 0; i < 20; i++) {
-    const n = id();
-    const f: Flow = { client: `198.18.${100 + ((n >> 8) & 63)}.${1 + (n & 255) % 254}`, port: 1024 + (n % 60000), kind: n % 4 === 0 ? 'dr' : 'web', open: false, left: 1 + (n % 5) };
-    flows.push(f);
-    fromClient(f, 'S');
-  }
-  for (let i = 0; i < 10; i++) {
-    const n = id();
-    frames.push({ iface: OUT, data: packet({ src: `198.18.200.${1 + (n % 254)}`, dst: '198.18.0.30', proto: 'udp', sport: 1024 + (n % 60000), dport: 53, payload: 'query' }) });
-  }
-  // Established flows talk; finished ones close.
-  for (const f of flows) {
-    if (!f.open) continue;
-    if (f.left-- > 0) fromClient(f, 'PA', 'GET / HTTP/1.1\r\n\r\n');
-    else fromClient(f, 'FA');
-  }
-  const out = await dp.memory.process(frames);
-  // The simulated reals answer what reached them, and clients complete their handshakes.
-  const replies: Array<{ iface: number; data: Buffer }> = [];
-  for (const o of out) {
-    if (o.action !== 'tx' || o.iface !== IN) continue;
-    const d = decode(o.data);
-    const f = flows.find((x) => x.client === d.src && x.port === d.sport);
-    if (!f) continue;
-    if (f.kind === 'web') {
-      // NAT: the real's answer goes back through the director (direct routing's would not).
-      const flags = d.flags! & 0x02 ? 'SA' : d.flags! & 0x01 ? 'FA' : 'PA';
-      replies.push({ iface: IN, data: packet({ src: d.dst, dst: f.client, proto: 'tcp', sport: d.dport, dport: f.port, flags, payload: flags === 'PA' ? 'HTTP/1.1 200 OK\r\n\r\n' : '', srcMac: d.dstMac, dstMac: MAC.in }) });
-    }
-    if (!f.open) {
-      f.open = true;
-      const vip = (f.kind === 'web' ? WEB : DR) as { address: string };
-      replies.push({ iface: OUT, data: packet({ src: f.client, dst: vip.address, proto: 'tcp', sport: f.port, dport: 80, flags: 'A' }) });
-    }
-  }
-  if (replies.length) await dp.memory.process(replies);
-  for (let i = flows.length - 1; i >= 0; i--) if (flows[i]!.left < -1) flows.splice(i, 1);
 }
 
 const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
@@ -142,7 +124,8 @@ if (isMain) {
   const args = process.argv.slice(2);
   const at = args.indexOf('--seconds');
   const seconds = at >= 0 ? Number(args[at + 1]) : undefined;
-  runDemo({ ...(seconds !== undefined && Number.isFinite(seconds) ? { seconds } : {}), plain: args.includes('--plain') || !process.stdout.isTTY }).catch((e) => {
+  const io = args.includes('--io') ? (args[args.indexOf('--io') + 1] as 'xdp' | 'packet') : undefined;
+  runDemo({ ...(seconds !== undefined && Number.isFinite(seconds) ? { seconds } : {}), ...(io ? { io } : {}), plain: args.includes('--plain') || !process.stdout.isTTY }).catch((e) => {
     console.error(`lvsd demo: ${(e as Error).message}`);
     process.exit(1);
   });

@@ -92,7 +92,7 @@ describe('bringing a director up and down', () => {
 describe('while a director runs', () => {
   let director: Director;
   beforeAll(async () => {
-    ({ director } = await startDirector(lab, config()));
+    ({ director } = await startDirector(lab, { ...config(), neighbourRefreshMs: 500 }));
   });
 
   it('leaves the director its own traffic: ping to its address and to a VIP, TCP to a non-VIP port', async () => {
@@ -137,5 +137,20 @@ describe('while a director runs', () => {
     const back = new Set<string>();
     for (let i = 0; i < 4; i++) back.add((await lab.curl(url(lab.vip4(0)))).body.split(' ')[0]!);
     expect([...back].sort()).toEqual(['n1', 'n2']);
+  });
+
+  it("follows a real's MAC address when it changes (new NIC, failover of a real's box)", async () => {
+    const d1 = lab.real('d1');
+    const before = director.status().reals.find((r) => r.address === d1.address4)!.mac;
+    expect(before).toBe(d1.mac);
+    const fresh = '02:00:5e:00:53:d1';
+    // A host that changes its MAC announces it (arp_notify here; keepalived and most OSes do
+    // the same on failover); the director's kernel takes the gratuitous ARP, the neighbour
+    // watcher sees the change and hands it to the dataplane: DR traffic reaches the real again.
+    d1.ns.sysctl('net.ipv4.conf.eth0.arp_notify', 1);
+    d1.ns.ip('link', 'set', 'eth0', 'address', fresh);
+    await expect.poll(() => director.status().reals.find((r) => r.address === d1.address4)!.mac, { timeout: 15_000, interval: 200 }).toBe(fresh);
+    const r = await lab.curl(url(lab.vip4(1)));
+    expect(r.body.startsWith('d1 ')).toBe(true);
   });
 });
