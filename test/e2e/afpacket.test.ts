@@ -8,6 +8,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Director } from '../../src/director/director.js';
 import { blobSha256 } from '../../src/lab/blob.js';
 import type { Lab } from '../../src/lab/lab.js';
+import { native } from '../../src/dataplane/native.js';
+import { parseAddress } from '../../src/net/address.js';
 import { httpLoad, makeLab, startDirector, stopDirector, udpLoad, url } from './setup.js';
 
 let lab: Lab;
@@ -74,5 +76,29 @@ describe('the director on AF_PACKET', () => {
     await stopDirector(director);
     expect(lab.director.ns.exec('nft', 'list', 'tables')).not.toContain('lvsd');
     expect(lab.director.ns.ip('-j', 'addr', 'show')).not.toContain(`"${lab.vip4(0)}"`);
+  });
+
+  it('io "auto" falls back to AF_PACKET, and says why, when XDP cannot be had (another program holds the device)', async () => {
+    const ns = lab.director.ns.name;
+    const pub = JSON.parse(lab.director.ns.ip('-j', 'link', 'show', 'pub'))[0].ifindex as number;
+    // Someone else's XDP program on pub (attached through netlink, as most tools do).
+    native().decapAttach(ns, pub, [parseAddress('198.18.0.250').bytes], 'generic');
+    try {
+      const { director: auto, log } = await startDirector(lab, {
+        io: 'auto',
+        services: [{ protocol: 'tcp', address: lab.vip4(0), port: 80, scheduler: 'rr', reals: [{ address: lab.real('n1').address4, method: 'nat' }] }],
+        natRouters: [{ address: lab.natRouter4, device: 'priv' }],
+      });
+      expect(auto.status().io?.kind).toBe('packet');
+      const warning = log.lines.find((l) => l.obj.event === 'xdp-unavailable');
+      expect(warning?.level).toBe('warn');
+      expect(warning?.msg).toMatch(/AF_XDP unavailable \(.+\); using AF_PACKET/);
+      expect((await lab.curl(url(lab.vip4(0)))).body).toBe(`n1 ${lab.client.address4}\n`);
+      await stopDirector(auto);
+      // The other program is still there: lvsd removed only what it added.
+      expect(native().xdpQuery(ns, pub)?.name).toBe('lvsd_decap');
+    } finally {
+      native().decapDetach(ns, pub);
+    }
   });
 });
