@@ -479,48 +479,46 @@ void Steering::addr_ref(const IpBytes& a, uint32_t AddrRefs::*field, bool add) {
   else addr_refs_.erase(k);
 }
 
-void Steering::add_service(uint8_t proto, uint16_t port, const IpBytes& a) {
+// A (protocol, port, address) entry and the address-level flag it implies, together: both are
+// in place, or (if the second step fails) neither.
+void Steering::add_keyed(std::map<Key, uint32_t>& refs, int fd, uint32_t AddrRefs::*flag, uint8_t proto,
+                         uint16_t port, const IpBytes& a, const char* what) {
   std::lock_guard<std::mutex> g(m_);
   ensure_open();
   const Key k = make_key(proto, port, a);
-  ref(service_refs_, services_.get(), k, true, "the service map");
+  ref(refs, fd, k, true, what);
   try {
-    addr_ref(a, &AddrRefs::vip, true);
+    addr_ref(a, flag, true);
   } catch (...) {
-    ref(service_refs_, services_.get(), k, false, "the service map");
+    ref(refs, fd, k, false, what);
     throw;
   }
+}
+
+void Steering::del_keyed(std::map<Key, uint32_t>& refs, int fd, uint32_t AddrRefs::*flag, uint8_t proto,
+                         uint16_t port, const IpBytes& a, const char* what) {
+  std::lock_guard<std::mutex> g(m_);
+  ensure_open();
+  const Key k = make_key(proto, port, a);
+  if (!refs.count(k)) return;
+  ref(refs, fd, k, false, what);
+  addr_ref(a, flag, false);
+}
+
+void Steering::add_service(uint8_t proto, uint16_t port, const IpBytes& a) {
+  add_keyed(service_refs_, services_.get(), &AddrRefs::vip, proto, port, a, "the service map");
 }
 
 void Steering::del_service(uint8_t proto, uint16_t port, const IpBytes& a) {
-  std::lock_guard<std::mutex> g(m_);
-  ensure_open();
-  const Key k = make_key(proto, port, a);
-  if (!service_refs_.count(k)) return;
-  ref(service_refs_, services_.get(), k, false, "the service map");
-  addr_ref(a, &AddrRefs::vip, false);
+  del_keyed(service_refs_, services_.get(), &AddrRefs::vip, proto, port, a, "the service map");
 }
 
 void Steering::add_nat_real(uint8_t proto, uint16_t port, const IpBytes& a) {
-  std::lock_guard<std::mutex> g(m_);
-  ensure_open();
-  const Key k = make_key(proto, port, a);
-  ref(natreal_refs_, natreals_.get(), k, true, "the NAT real map");
-  try {
-    addr_ref(a, &AddrRefs::natreal, true);
-  } catch (...) {
-    ref(natreal_refs_, natreals_.get(), k, false, "the NAT real map");
-    throw;
-  }
+  add_keyed(natreal_refs_, natreals_.get(), &AddrRefs::natreal, proto, port, a, "the NAT real map");
 }
 
 void Steering::del_nat_real(uint8_t proto, uint16_t port, const IpBytes& a) {
-  std::lock_guard<std::mutex> g(m_);
-  ensure_open();
-  const Key k = make_key(proto, port, a);
-  if (!natreal_refs_.count(k)) return;
-  ref(natreal_refs_, natreals_.get(), k, false, "the NAT real map");
-  addr_ref(a, &AddrRefs::natreal, false);
+  del_keyed(natreal_refs_, natreals_.get(), &AddrRefs::natreal, proto, port, a, "the NAT real map");
 }
 
 void Steering::add_local(const IpBytes& a) {

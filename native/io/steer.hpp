@@ -129,6 +129,10 @@ class Steering {
   void ensure_open() const;
   void ref(std::map<Key, uint32_t>& refs, int fd, const Key& k, bool add, const char* what);
   void addr_ref(const IpBytes& a, uint32_t AddrRefs::*field, bool add);
+  void add_keyed(std::map<Key, uint32_t>& refs, int fd, uint32_t AddrRefs::*flag, uint8_t proto, uint16_t port,
+                 const IpBytes& a, const char* what);
+  void del_keyed(std::map<Key, uint32_t>& refs, int fd, uint32_t AddrRefs::*flag, uint8_t proto, uint16_t port,
+                 const IpBytes& a, const char* what);
 
   std::string netns_;
   mutable std::mutex m_;

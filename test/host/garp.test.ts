@@ -5,12 +5,12 @@
  *
  *   dir (198.18.0.1, 2001:db8::1; announces the VIPs) --veth-- peer (198.18.0.2, 2001:db8::2)
  */
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { announce, gratuitousArp, icmpv6Checksum, unsolicitedNeighbourAdvertisement } from '../../src/host/garp.js';
 import { Host } from '../../src/host/host.js';
 import { parseAddress } from '../../src/net/address.js';
 import { Netns, cleanupOnExit, removeAllNamespaces, vethPair } from '../../src/lab/netns.js';
+import { capture } from '../helpers/capture.js';
 
 cleanupOnExit();
 
@@ -21,40 +21,6 @@ const WRONG = '02:00:00:00:00:99';
 
 let dir: Netns;
 let peer: Netns;
-
-/** Frames tcpdump sees on `dev` in `ns` (pcap on stdout) while `action` runs. */
-async function capture(ns: Netns, dev: string, filter: string, count: number, action: () => Promise<unknown> | unknown): Promise<Buffer[]> {
-  const child: ChildProcess = ns.spawn('tcpdump', ['-i', dev, '-U', '-n', '-w', '-', '-c', String(count), filter]);
-  const chunks: Buffer[] = [];
-  child.stdout!.on('data', (d: Buffer) => chunks.push(d));
-  let err = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (err.includes('listening on')) resolve();
-    });
-    child.once('exit', () => reject(new Error(`tcpdump ended before listening: ${err}`)));
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await action();
-  const guard = setTimeout(() => child.kill('SIGTERM'), 10_000);
-  await exited;
-  clearTimeout(guard);
-  return pcapFrames(Buffer.concat(chunks));
-}
-
-function pcapFrames(b: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  if (b.length < 24) return out;
-  const le = b.readUInt32LE(0) === 0xa1b2c3d4 || b.readUInt32LE(0) === 0xa1b23c4d;
-  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  for (let off = 24; off + 16 <= b.length; ) {
-    const len = u32(off + 8);
-    out.push(b.subarray(off + 16, off + 16 + len));
-    off += 16 + len;
-  }
-  return out;
-}
 
 function peerNeighbour(address: string): { lladdr?: string; state?: string[] } | undefined {
   const all = JSON.parse(peer.ip('-j', 'neigh', 'show', 'dev', 'vp')) as Array<{ dst: string; lladdr?: string; state?: string[] }>;

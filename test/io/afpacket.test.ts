@@ -20,6 +20,7 @@ import { Host } from '../../src/host/host.js';
 import { Suppression } from '../../src/host/suppress.js';
 import { decode, packet } from '../../src/lab/frames.js';
 import { Netns, cleanupOnExit, removeAllNamespaces, vethPair } from '../../src/lab/netns.js';
+import { capture } from '../helpers/capture.js';
 
 cleanupOnExit();
 
@@ -54,34 +55,6 @@ function startReady(ns: Netns, program: string, args: string[]): Promise<ChildPr
 function runIn(ns: Netns, program: string, ...args: string[]): { status: number | null; stdout: Buffer; stderr: string } {
   const r = spawnSync('ip', ['netns', 'exec', ns.name, program, ...args], { timeout: 30_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
-}
-
-/** Frames tcpdump sees on `dev` in `ns` (pcap on stdout) while `action` runs. */
-async function capture(ns: Netns, dev: string, filter: string, count: number, action: () => unknown): Promise<Buffer[]> {
-  const child = ns.spawn('tcpdump', ['-i', dev, '-U', '-n', '-w', '-', '-c', String(count), filter]);
-  const chunks: Buffer[] = [];
-  child.stdout!.on('data', (d: Buffer) => chunks.push(d));
-  let err = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (err.includes('listening on')) resolve();
-    });
-    child.once('exit', () => reject(new Error(`tcpdump ended before listening: ${err}`)));
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await action();
-  const guard = setTimeout(() => child.kill('SIGTERM'), 10_000);
-  await exited;
-  clearTimeout(guard);
-  const b = Buffer.concat(chunks);
-  const out: Buffer[] = [];
-  for (let off = 24; off + 16 <= b.length; ) {
-    const len = b.readUInt32LE(off + 8);
-    out.push(b.subarray(off + 16, off + 16 + len));
-    off += 16 + len;
-  }
-  return out;
 }
 
 function blob(n: number): Buffer {
