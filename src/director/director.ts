@@ -11,14 +11,15 @@
  */
 import { Dataplane } from '../dataplane/dataplane.js';
 import { native, type NativeSteering, type XdpMode } from '../dataplane/native.js';
-import type { RealServerSpec, ServiceKey, VirtualServiceSpec } from '../dataplane/types.js';
+import type { DataplaneTransaction } from '../dataplane/dataplane.js';
+import type { RealServerChanges, RealServerKey, RealServerSpec, ServiceKey, VirtualServiceSpec } from '../dataplane/types.js';
 import { LvsError } from '../errors.js';
 import { announce } from '../host/garp.js';
 import { Host } from '../host/host.js';
 import { Suppression } from '../host/suppress.js';
 import { formatAddress, parseAddress, prefixMask, type Family } from '../net/address.js';
 import { SteeringMaps, emptyOwnership, type Ownership } from './ownership.js';
-import type { DirectorConfig, DirectorService, DirectorStatus, Logger } from './types.js';
+import type { DirectorConfig, DirectorRealServer, DirectorService, DirectorStatus, Logger } from './types.js';
 import { validateConfig } from './validate.js';
 
 const silent: Logger = { info() {}, warn() {}, error() {}, debug() {} };
@@ -42,8 +43,17 @@ interface RealPath {
   mac: string | null;
 }
 
+export interface ApplySummary {
+  servicesAdded: string[];
+  servicesRemoved: string[];
+  servicesChanged: string[];
+  realsAdded: number;
+  realsRemoved: number;
+  realsChanged: number;
+}
+
 export class Director {
-  readonly config: DirectorConfig;
+  private running: DirectorConfig;
   private readonly log: Logger;
   private readonly host: Host;
   private dp: Dataplane | null = null;
@@ -52,28 +62,34 @@ export class Director {
   private ioKind: 'xdp' | 'packet' | null = null;
   private ifaces = new Map<string, Iface>();
   private paths = new Map<string, RealPath>(); // key: `${ifindex} ${nextHop}`
-  private vips: Array<{ address: string; device: string; prefixLength: number }> = [];
+  /** Addresses this director added (VIPs, NAT routers), by `${device} ${address}`. */
+  private addresses = new Map<string, { device: string; address: string; prefixLength: number; what: string }>();
   private undo: Array<() => void | Promise<void>> = [];
-  private timers = new Set<NodeJS.Timeout>();
-  private announcing = new AbortController();
-  private running = false;
+  private announcing = new Set<AbortController>();
+  private isRunning = false;
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(config: DirectorConfig) {
-    this.config = validateConfig(config);
+    this.running = validateConfig(config);
     this.log = config.logger ?? silent;
     this.host = new Host(config.netns);
   }
 
-  /** The dataplane (listings, statistics, runtime changes); null before start(). */
+  /** The configuration in force (as given to the constructor, then to apply()). */
+  get config(): DirectorConfig {
+    return this.running;
+  }
+
+  /** The dataplane (listings, statistics); null before start(). */
   get dataplane(): Dataplane | null {
     return this.dp;
   }
 
   async start(): Promise<void> {
-    if (this.running) throw new LvsError('LVS_MODE', 'the director is already running');
+    if (this.isRunning) throw new LvsError('LVS_MODE', 'the director is already running');
     try {
       await this.bringUp();
-      this.running = true;
+      this.isRunning = true;
     } catch (e) {
       await this.tearDown();
       throw e;
@@ -81,19 +97,33 @@ export class Director {
   }
 
   async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
+    if (!this.isRunning) return;
+    this.isRunning = false;
+    await this.applying.catch(() => {});
     await this.tearDown();
     this.log.info({ event: 'stopped' }, 'director stopped');
+  }
+
+  /**
+   * Change the running director to `next`: validated whole, then applied as a difference.
+   * Services, reals and their connections that did not change are not touched; a rejected
+   * configuration changes nothing. Changes that need new devices or another backend are
+   * refused (restart for those); `netns`, `io`, `xdpMode`, `zeroCopy`, `workers`,
+   * `connectionCapacity` and `logger` are kept from the running configuration when omitted.
+   */
+  async apply(next: DirectorConfig): Promise<ApplySummary> {
+    const run = this.applying.catch(() => {}).then(() => this.applyNow(next));
+    this.applying = run;
+    return run;
   }
 
   status(): DirectorStatus {
     const info = this.dp?.info();
     return {
-      running: this.running,
+      running: this.isRunning,
       io: this.ioKind && info ? { kind: this.ioKind, mode: info.ports[0]?.kind ?? this.ioKind, ports: info.ports } : null,
       interfaces: [...this.ifaces.values()].map((i) => ({ id: i.id, name: i.name, ifindex: i.ifindex, mac: i.mac, ...(i.xdpMode ? { xdpMode: i.xdpMode } : {}) })),
-      vips: this.vips.map((v) => ({ address: v.address, device: v.device })),
+      vips: [...this.addresses.values()].map((v) => ({ address: v.address, device: v.device })),
       reals: [...this.paths.values()].flatMap((p) => p.users.map((u) => ({ address: u.address, device: p.iface.name, nextHop: p.nextHop, mac: p.mac }))),
     };
   }
@@ -101,30 +131,20 @@ export class Director {
   // ------------------------------------------------------------------------------------------
 
   private async bringUp(): Promise<void> {
-    const c = this.config;
+    const c = this.running;
     this.log.info({ event: 'starting', netns: c.netns ?? null, services: c.services.length }, 'director starting');
 
     // 1. Interfaces: those of the VIPs, the NAT routers, the routes to the reals, and any named.
-    const vipDevice = new Map<string, string>();
-    for (const s of c.services) {
-      for (const vip of serviceVips(s)) {
-        const device = s.device ?? this.host.route(vip).device;
-        vipDevice.set(vip, device);
-        this.iface(device);
-      }
-    }
-    for (const r of c.natRouters ?? []) this.iface(r.device);
+    for (const a of this.desiredAddresses(c)) this.iface(a.device);
     for (const d of c.devices ?? []) this.iface(d);
-    for (const s of c.services) {
-      for (const r of s.reals) this.path(s, r.address, r.port);
-    }
+    const paths = this.plan(c, true);
 
     // 2. The backend: AF_XDP with the steering program, else AF_PACKET.
     await this.openDataplane();
     const dp = this.dp!;
 
     // 3. Configuration: interfaces, timeouts, behaviour, marks, services and reals.
-    await Promise.all([...this.paths.values()].map((p) => this.resolve(p, c.neighbourTimeoutMs ?? 3000)));
+    await this.resolveAll(paths.values());
     dp.transaction((tx) => {
       for (const i of this.ifaces.values()) {
         tx.setInterface({ id: i.id, name: i.name, mac: i.mac, mtu: i.mtu, ...(i.ipv4 ? { ipv4: i.ipv4 } : {}), ...(i.ipv6 ? { ipv6: i.ipv6 } : {}) });
@@ -132,30 +152,23 @@ export class Director {
       if (c.timeouts) tx.setTimeouts(c.timeouts);
       if (c.behaviour) tx.setBehaviour(c.behaviour);
       if (c.marks) tx.setMarkRules(c.marks);
-      for (const s of c.services) {
-        const key = serviceKey(s);
-        tx.addService({ ...key, ...serviceOptions(s) } as VirtualServiceSpec);
-        for (const r of s.reals) tx.addReal(key, this.realSpec(s, r));
-      }
+      this.diff(tx, { ...c, services: [] }, c, paths);
     });
     await dp.settled();
+    this.paths = paths;
 
-    // 4. What the kernel hands to the dataplane.
+    // 4. What the kernel hands to the dataplane; stop handing it over first thing at the end.
     this.applyOwnership();
+    this.undo.push(() => {
+      this.maps?.apply(emptyOwnership());
+      this.maps = null;
+    });
 
     // 5. Forwarding where the method needs it (the kernel forwards the reals' own traffic).
-    const nat = new Set<Family>();
-    for (const s of c.services) for (const r of s.reals) if ((r.method ?? 'direct') === 'nat') nat.add(parseAddress(r.address).family);
-    if (nat.has('ipv4')) this.sysctl('net/ipv4/ip_forward', '1', 'IP forwarding for LVS-NAT');
-    if (nat.has('ipv6')) this.sysctl('net/ipv6/conf/all/forwarding', '1', 'IPv6 forwarding for LVS-NAT');
+    this.ensureForwarding(c);
 
     // 6. Addresses: NAT routers, then VIPs, then tell the segment.
-    for (const r of c.natRouters ?? []) {
-      const a = parseAddress(r.address);
-      this.addAddress(r.device, a.text, r.prefixLength ?? (a.family === 'ipv4' ? 32 : 128), 'nat router');
-    }
-    for (const [vip, device] of vipDevice) this.addAddress(device, vip, parseAddress(vip).family === 'ipv4' ? 32 : 128, 'virtual address');
-    this.announceAll();
+    this.syncAddresses(c);
 
     // 7. Keep next hops fresh and follow their changes.
     this.watchNeighbours();
@@ -167,8 +180,96 @@ export class Director {
     this.log.info({ event: 'started', io: this.status().io?.mode, interfaces: [...this.ifaces.keys()] }, 'director started');
   }
 
+  private async applyNow(input: DirectorConfig): Promise<ApplySummary> {
+    if (!this.isRunning || !this.dp) throw new LvsError('LVS_MODE', 'the director is not running');
+    const cur = this.running;
+    // What only a restart can change is inherited when not given (lvs.cf does not say it).
+    const fixed = ['netns', 'io', 'xdpMode', 'zeroCopy', 'workers', 'connectionCapacity'] as const;
+    const inherited: Partial<DirectorConfig> = { logger: cur.logger };
+    for (const k of fixed) if (input[k] === undefined && cur[k] !== undefined) (inherited as Record<string, unknown>)[k] = cur[k];
+    const next = validateConfig({ ...input, ...inherited });
+    for (const k of fixed) {
+      if (JSON.stringify(cur[k]) !== JSON.stringify(next[k])) {
+        throw new LvsError('LVS_INVALID_OPTION', `${k}: cannot change while running (restart lvsd for that)`, { field: k });
+      }
+    }
+    for (const a of this.desiredAddresses(next)) this.knownDevice(a.device, a.address);
+    const paths = this.plan(next, false);
+    await this.resolveAll([...paths.values()].filter((p) => p.mac === null));
+    const summary: ApplySummary = { servicesAdded: [], servicesRemoved: [], servicesChanged: [], realsAdded: 0, realsRemoved: 0, realsChanged: 0 };
+    this.dp.transaction((tx) => {
+      if (JSON.stringify(cur.timeouts ?? {}) !== JSON.stringify(next.timeouts ?? {})) tx.setTimeouts(next.timeouts ?? {});
+      if (JSON.stringify(cur.behaviour ?? {}) !== JSON.stringify(next.behaviour ?? {})) tx.setBehaviour(next.behaviour ?? {});
+      if (JSON.stringify(cur.marks ?? []) !== JSON.stringify(next.marks ?? [])) tx.setMarkRules(next.marks ?? []);
+      Object.assign(summary, this.diff(tx, cur, next, paths));
+    });
+    await this.dp.settled();
+    this.paths = paths;
+    this.running = next;
+    this.applyOwnership();
+    this.ensureForwarding(next);
+    this.syncAddresses(next);
+    this.log.info({ event: 'applied', ...summary }, `configuration applied: ${describe(summary)}`);
+    return summary;
+  }
+
+  /** The dataplane changes from `cur` to `next`, inside a transaction. */
+  private diff(tx: DataplaneTransaction, cur: DirectorConfig, next: DirectorConfig, paths: Map<string, RealPath>): ApplySummary {
+    const summary: ApplySummary = { servicesAdded: [], servicesRemoved: [], servicesChanged: [], realsAdded: 0, realsRemoved: 0, realsChanged: 0 };
+    const before = new Map(cur.services.map((s) => [serviceId(s), s]));
+    const after = new Map(next.services.map((s) => [serviceId(s), s]));
+    for (const [id, s] of before) {
+      if (after.has(id)) continue;
+      tx.deleteService(serviceKey(s));
+      summary.servicesRemoved.push(id);
+    }
+    for (const [id, s] of after) {
+      const key = serviceKey(s);
+      const old = before.get(id);
+      if (!old) {
+        tx.addService({ ...key, ...serviceOptions(s) } as VirtualServiceSpec);
+        for (const r of s.reals) tx.addReal(key, this.realSpec(s, r, paths));
+        summary.servicesAdded.push(id);
+        continue;
+      }
+      const oldOpts = serviceOptions(old);
+      const newOpts = serviceOptions(s);
+      if (JSON.stringify(oldOpts) !== JSON.stringify(newOpts)) {
+        tx.editService(key, {
+          scheduler: newOpts.scheduler ?? 'wlc',
+          flags: newOpts.flags ?? [],
+          persistence: newOpts.persistence ?? false,
+          ...(newOpts.maglevTableSize ? { maglevTableSize: newOpts.maglevTableSize } : {}),
+          quiesce: newOpts.quiesce ?? false,
+        });
+        summary.servicesChanged.push(id);
+      }
+      const oldReals = new Map(old.reals.map((r) => [realId(s, r), r]));
+      const newReals = new Map(s.reals.map((r) => [realId(s, r), r]));
+      for (const [rid, r] of oldReals) {
+        if (newReals.has(rid)) continue;
+        tx.deleteReal(key, realKey(r));
+        summary.realsRemoved++;
+      }
+      for (const [rid, r] of newReals) {
+        const o = oldReals.get(rid);
+        if (!o) {
+          tx.addReal(key, this.realSpec(s, r, paths));
+          summary.realsAdded++;
+          continue;
+        }
+        const changes = realChanges(o, r);
+        if (changes) {
+          tx.editReal(key, realKey(r), changes);
+          summary.realsChanged++;
+        }
+      }
+    }
+    return summary;
+  }
+
   private async openDataplane(): Promise<void> {
-    const c = this.config;
+    const c = this.running;
     const choice = c.io ?? 'auto';
     const interfaces = [...this.ifaces.values()].map((i) => ({ id: i.id, ifindex: i.ifindex, name: i.name }));
     const base = { workers: c.workers ?? 1, ...(c.connectionCapacity ? { connectionCapacity: c.connectionCapacity } : {}) };
@@ -212,7 +313,7 @@ export class Director {
     this.log.info({ event: 'io', backend: dp.info().ports[0]?.kind ?? kind, workers: dp.info().workers }, `packet I/O: ${dp.info().ports[0]?.kind ?? kind}`);
   }
 
-  /** The dataplane interface for a device, made on first use. */
+  /** The dataplane interface for a device, made on first use (before the dataplane exists). */
   private iface(name: string): Iface {
     const known = this.ifaces.get(name);
     if (known) return known;
@@ -225,19 +326,38 @@ export class Director {
     return i;
   }
 
-  /** Where a real's frames go: its device and next hop (the real, or the route's gateway). */
-  private path(s: DirectorService, address: string, port: number | undefined): RealPath {
-    const route = this.host.route(address);
-    const iface = this.iface(route.device);
-    const nextHop = route.gateway ?? parseAddress(address).text;
-    const key = `${iface.ifindex} ${nextHop}`;
-    let p = this.paths.get(key);
-    if (!p) {
-      p = { users: [], iface, nextHop, mac: null };
-      this.paths.set(key, p);
+  /** A device the running dataplane already has (its sockets were made at start). */
+  private knownDevice(name: string, forWhat: string): Iface {
+    const i = this.ifaces.get(name);
+    if (!i) throw new LvsError('LVS_INVALID_INTERFACE', `${forWhat} needs device ${name}, which lvsd did not start on; list it in devices or restart lvsd`, { field: 'device' });
+    return i;
+  }
+
+  /** Where every real of `c` sends its frames: device and next hop, sharing known paths. */
+  private plan(c: DirectorConfig, starting: boolean): Map<string, RealPath> {
+    const out = new Map<string, RealPath>();
+    for (const s of c.services) {
+      for (const r of s.reals) {
+        const address = parseAddress(r.address).text;
+        const route = this.host.route(address);
+        const iface = starting ? this.iface(route.device) : this.knownDevice(route.device, `real ${address}`);
+        const nextHop = route.gateway ?? address;
+        const key = `${iface.ifindex} ${nextHop}`;
+        let p = out.get(key);
+        if (!p) {
+          const known = this.paths.get(key);
+          p = { users: [], iface, nextHop, mac: known?.mac ?? null };
+          out.set(key, p);
+        }
+        p.users.push({ service: serviceKey(s), address, port: r.port });
+      }
     }
-    p.users.push({ service: serviceKey(s), address: parseAddress(address).text, port });
-    return p;
+    return out;
+  }
+
+  private async resolveAll(paths: Iterable<RealPath>): Promise<void> {
+    const timeoutMs = this.running.neighbourTimeoutMs ?? 3000;
+    await Promise.all([...paths].map((p) => this.resolve(p, timeoutMs)));
   }
 
   private async resolve(p: RealPath, timeoutMs: number): Promise<void> {
@@ -250,15 +370,17 @@ export class Director {
     }
   }
 
-  private realSpec(s: DirectorService, r: DirectorService['reals'][number]): RealServerSpec {
-    const route = [...this.paths.values()].find((p) => p.users.some((u) => u.address === parseAddress(r.address).text && sameKey(u.service, serviceKey(s))))!;
+  private realSpec(s: DirectorService, r: DirectorRealServer, paths: Map<string, RealPath>): RealServerSpec {
+    const address = parseAddress(r.address).text;
+    const key = serviceId(s);
+    const path = [...paths.values()].find((p) => p.users.some((u) => u.address === address && serviceId2(u.service) === key))!;
     return {
       address: r.address,
       ...(r.port !== undefined ? { port: r.port } : {}),
       ...(r.weight !== undefined ? { weight: r.weight } : {}),
       method: r.method ?? 'direct',
-      interface: route.iface.id,
-      ...(route.mac ? { mac: route.mac } : {}),
+      interface: path.iface.id,
+      ...(path.mac ? { mac: path.mac } : {}),
       ...(r.upperThreshold !== undefined ? { upperThreshold: r.upperThreshold } : {}),
       ...(r.lowerThreshold !== undefined ? { lowerThreshold: r.lowerThreshold } : {}),
       ...(r.slowStart !== undefined ? { slowStart: r.slowStart } : {}),
@@ -267,7 +389,7 @@ export class Director {
 
   private ownership(): Ownership {
     const o = emptyOwnership();
-    const c = this.config;
+    const c = this.running;
     const markServices = new Set<number>();
     for (const s of c.services) {
       if ('fwmark' in s) markServices.add(s.fwmark);
@@ -291,19 +413,21 @@ export class Director {
       for (const a of this.host.addresses(i.name)) o.locals.push(parseAddress(a.address).text);
     }
     for (const r of c.natRouters ?? []) o.locals.push(parseAddress(r.address).text);
-    o.locals = [...new Set(o.locals)];
     return dedupe(o);
   }
 
   private applyOwnership(): void {
     const o = this.ownership();
-    if (this.maps) {
-      this.maps.apply(o);
-      this.undo.push(() => this.maps?.apply(emptyOwnership()));
-    } else if (this.suppression) {
-      this.suppression.apply({ devices: [...this.ifaces.keys()], ...o });
-    }
+    if (this.maps) this.maps.apply(o);
+    else if (this.suppression) this.suppression.apply({ devices: [...this.ifaces.keys()], ...o });
     this.log.info({ event: 'steering', services: o.services.length, natReals: o.natReals.length, prefixes: o.prefixes.length }, 'traffic steering in place');
+  }
+
+  private ensureForwarding(c: DirectorConfig): void {
+    const nat = new Set<Family>();
+    for (const s of c.services) for (const r of s.reals) if ((r.method ?? 'direct') === 'nat') nat.add(parseAddress(r.address).family);
+    if (nat.has('ipv4')) this.sysctl('net/ipv4/ip_forward', '1', 'IP forwarding for LVS-NAT');
+    if (nat.has('ipv6')) this.sysctl('net/ipv6/conf/all/forwarding', '1', 'IPv6 forwarding for LVS-NAT');
   }
 
   private sysctl(key: string, value: string, why: string): void {
@@ -317,37 +441,84 @@ export class Director {
     });
   }
 
-  private addAddress(device: string, address: string, prefixLength: number, what: string): void {
-    const exists = this.host.addresses(device).some((a) => parseAddress(a.address).text === address);
-    if (exists) {
-      this.log.warn({ event: 'address-exists', device, address }, `${what} ${address} is already on ${device}; leaving it as it is`);
-      return;
+  /** NAT router addresses, then VIPs (a VIP's device: the service's, or its route's). */
+  private desiredAddresses(c: DirectorConfig): Array<{ device: string; address: string; prefixLength: number; what: string }> {
+    const out = new Map<string, { device: string; address: string; prefixLength: number; what: string }>();
+    for (const r of c.natRouters ?? []) {
+      const a = parseAddress(r.address);
+      out.set(`${r.device} ${a.text}`, { device: r.device, address: a.text, prefixLength: r.prefixLength ?? (a.family === 'ipv4' ? 32 : 128), what: 'nat router' });
     }
-    this.host.addAddress(device, address, prefixLength, { nodad: true });
-    this.vips.push({ address, device, prefixLength });
-    this.log.info({ event: 'address-up', device, address, what }, `${what} ${address}/${prefixLength} up on ${device}`);
-    this.undo.push(() => {
-      this.host.delAddress(device, address, prefixLength);
-      this.vips = this.vips.filter((v) => !(v.address === address && v.device === device));
-      this.log.info({ event: 'address-down', device, address, what }, `${what} ${address} down on ${device}`);
-    });
+    for (const s of c.services) {
+      for (const vip of serviceVips(s)) {
+        const device = s.device ?? this.vipDevice(vip);
+        out.set(`${device} ${vip}`, { device, address: vip, prefixLength: parseAddress(vip).family === 'ipv4' ? 32 : 128, what: 'virtual address' });
+      }
+    }
+    return [...out.values()];
   }
 
-  private announceAll(): void {
-    const count = this.config.announce?.count ?? 5;
-    const intervalMs = this.config.announce?.intervalMs ?? 1000;
-    if (count === 0 || this.vips.length === 0) return;
-    this.announcing = new AbortController();
-    const signal = this.announcing.signal;
-    this.undo.push(() => this.announcing.abort());
-    const vips = [...this.vips];
-    Promise.all(vips.map((v) => announce(this.host, v.device, v.address, { count, intervalMs, signal })))
+  /** Where a VIP without a device lives: where we put it, where it already is, or its route's. */
+  private vipDevice(vip: string): string {
+    for (const a of this.addresses.values()) if (a.address === vip) return a.device;
+    const route = this.host.route(vip);
+    if (!route.local) return route.device;
+    const owner = this.host.addresses().find((a) => parseAddress(a.address).text === vip);
+    const link = owner ? this.host.links().find((l) => l.ifindex === owner.ifindex) : undefined;
+    return link?.name ?? route.device;
+  }
+
+  /** Bring up what `c` needs and is missing, take down what we added and it no longer needs. */
+  private syncAddresses(c: DirectorConfig): void {
+    const want = new Map(this.desiredAddresses(c).map((a) => [`${a.device} ${a.address}`, a]));
+    for (const [k, a] of this.addresses) {
+      if (want.has(k)) continue;
+      this.host.delAddress(a.device, a.address, a.prefixLength);
+      this.addresses.delete(k);
+      this.log.info({ event: 'address-down', device: a.device, address: a.address, what: a.what }, `${a.what} ${a.address} down on ${a.device}`);
+    }
+    const fresh: Array<{ device: string; address: string }> = [];
+    for (const [k, a] of want) {
+      if (this.addresses.has(k)) continue;
+      if (this.host.addresses(a.device).some((x) => parseAddress(x.address).text === a.address)) {
+        this.log.warn({ event: 'address-exists', device: a.device, address: a.address }, `${a.what} ${a.address} is already on ${a.device}; leaving it as it is`);
+        continue;
+      }
+      this.host.addAddress(a.device, a.address, a.prefixLength, { nodad: true });
+      this.addresses.set(k, a);
+      fresh.push(a);
+      this.log.info({ event: 'address-up', device: a.device, address: a.address, what: a.what }, `${a.what} ${a.address}/${a.prefixLength} up on ${a.device}`);
+    }
+    this.announce(fresh);
+  }
+
+  private removeAddresses(): void {
+    for (const a of [...this.addresses.values()].reverse()) {
+      try {
+        this.host.delAddress(a.device, a.address, a.prefixLength);
+        this.log.info({ event: 'address-down', device: a.device, address: a.address, what: a.what }, `${a.what} ${a.address} down on ${a.device}`);
+      } catch (e) {
+        this.log.error({ event: 'teardown-failed', err: (e as Error).message }, `while stopping: ${(e as Error).message}`);
+      }
+    }
+    this.addresses.clear();
+  }
+
+  /** Gratuitous ARP / unsolicited NA for addresses that just came up (Piranha's send_arp). */
+  private announce(addrs: Array<{ device: string; address: string }>): void {
+    const count = this.running.announce?.count ?? 5;
+    const intervalMs = this.running.announce?.intervalMs ?? 1000;
+    if (count === 0 || addrs.length === 0) return;
+    const ctl = new AbortController();
+    this.announcing.add(ctl);
+    const signal = ctl.signal;
+    Promise.all(addrs.map((v) => announce(this.host, v.device, v.address, { count, intervalMs, signal })))
       .then(() => {
-        if (!signal.aborted) this.log.info({ event: 'garp-finished', addresses: vips.map((v) => v.address) }, 'gratuitous lvs arps finished');
+        if (!signal.aborted) this.log.info({ event: 'garp-finished', addresses: addrs.map((v) => v.address) }, 'gratuitous lvs arps finished');
       })
       .catch((e: Error) => {
         if (!signal.aborted) this.log.error({ event: 'garp-failed', err: e.message }, `gratuitous ARP failed: ${e.message}`);
-      });
+      })
+      .finally(() => this.announcing.delete(ctl));
   }
 
   private watchNeighbours(): void {
@@ -363,7 +534,7 @@ export class Director {
       }
     });
     this.undo.push(() => watcher.close());
-    const refresh = this.config.neighbourRefreshMs ?? 30_000;
+    const refresh = this.running.neighbourRefreshMs ?? 30_000;
     const timer = setInterval(() => {
       for (const p of this.paths.values()) {
         try {
@@ -374,11 +545,7 @@ export class Director {
       }
     }, refresh);
     timer.unref();
-    this.timers.add(timer);
-    this.undo.push(() => {
-      clearInterval(timer);
-      this.timers.delete(timer);
-    });
+    this.undo.push(() => clearInterval(timer));
   }
 
   private pushMac(p: RealPath): void {
@@ -401,12 +568,51 @@ export class Director {
   }
 
   private async tearDown(): Promise<void> {
+    for (const c of this.announcing) c.abort();
+    this.announcing.clear();
+    this.removeAddresses();
     await this.runUndo();
     this.maps = null;
     this.paths.clear();
     this.ifaces.clear();
-    this.vips = [];
   }
+}
+
+function describe(s: ApplySummary): string {
+  const parts: string[] = [];
+  if (s.servicesAdded.length) parts.push(`${s.servicesAdded.length} service(s) added`);
+  if (s.servicesRemoved.length) parts.push(`${s.servicesRemoved.length} removed`);
+  if (s.servicesChanged.length) parts.push(`${s.servicesChanged.length} changed`);
+  if (s.realsAdded || s.realsRemoved || s.realsChanged) parts.push(`reals +${s.realsAdded} -${s.realsRemoved} ~${s.realsChanged}`);
+  return parts.length ? parts.join(', ') : 'no change';
+}
+
+/** A service's identity: what ipvsadm names it by. */
+export function serviceId(s: DirectorService): string {
+  return serviceId2(serviceKey(s));
+}
+
+function serviceId2(k: ServiceKey): string {
+  return 'fwmark' in k ? `FWM ${k.fwmark} ${k.family ?? 'ipv4'}` : `${k.protocol.toUpperCase()} ${parseAddress(k.address).text} ${k.port}`;
+}
+
+function realId(s: DirectorService, r: DirectorRealServer): string {
+  const port = r.port ?? ('fwmark' in s ? 0 : s.port);
+  return `${parseAddress(r.address).text} ${port}`;
+}
+
+function realKey(r: DirectorRealServer): RealServerKey {
+  return { address: r.address, ...(r.port !== undefined ? { port: r.port } : {}) };
+}
+
+function realChanges(o: DirectorRealServer, r: DirectorRealServer): RealServerChanges | null {
+  const c: RealServerChanges = {};
+  if ((o.weight ?? 1) !== (r.weight ?? 1)) c.weight = r.weight ?? 1;
+  if ((o.method ?? 'direct') !== (r.method ?? 'direct')) c.method = r.method ?? 'direct';
+  if ((o.upperThreshold ?? 0) !== (r.upperThreshold ?? 0)) c.upperThreshold = r.upperThreshold ?? 0;
+  if ((o.lowerThreshold ?? 0) !== (r.lowerThreshold ?? 0)) c.lowerThreshold = r.lowerThreshold ?? 0;
+  if ((o.slowStart ?? 0) !== (r.slowStart ?? 0)) c.slowStart = r.slowStart ?? 0;
+  return Object.keys(c).length ? c : null;
 }
 
 function serviceVips(s: DirectorService): string[] {
@@ -415,10 +621,6 @@ function serviceVips(s: DirectorService): string[] {
 
 function serviceKey(s: DirectorService): ServiceKey {
   return 'fwmark' in s ? { fwmark: s.fwmark, ...(s.family ? { family: s.family } : {}) } : { protocol: s.protocol, address: s.address, port: s.port };
-}
-
-function sameKey(a: ServiceKey, b: ServiceKey): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 function serviceOptions(s: DirectorService): Omit<VirtualServiceSpec, 'protocol' | 'address' | 'port' | 'fwmark' | 'family'> {
