@@ -384,6 +384,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maglevPopulate", Napi::Function::New(env, MaglevPopulate));
   bind::register_steering(env, exports);
   bind::register_host(env, exports);
+  bind::register_bench(env, exports);
   return exports;
 }
 

@@ -13,6 +13,7 @@ namespace lvsd::bind {
 
 void register_steering(Napi::Env env, Napi::Object exports);  // bindings/steer.cc
 void register_host(Napi::Env env, Napi::Object exports);      // bindings/host.cc
+void register_bench(Napi::Env env, Napi::Object exports);     // bindings/bench.cc
 
 // The native Steering behind a JS Steering object; throws a TypeError for anything else.
 Steering* unwrap_steering(Napi::Value v);

@@ -169,6 +169,45 @@ export interface NativeHost {
   sysctl(netns: string, key: string, value?: string): string;
 }
 
+/** Benchmark tools (bindings/bench.cc, native/io/gen.hpp): bench/net.js, bench/conn.js. */
+export interface NativeBenchGenerateOptions {
+  /** Namespace of the device ('' or absent: the process's own). */
+  netns?: string;
+  ifname: string;
+  /** Complete Ethernet frames, sent in turn (vary the UDP source port across them for many flows). */
+  frames: Uint8Array[];
+  /** Stop after this many seconds; and/or */
+  seconds?: number;
+  /** stop after exactly this many frames (each one accepted by the device). */
+  count?: number;
+  /** Frames per sendmmsg() (1-1024, default 64). */
+  batch?: number;
+  /** Pin the generating thread to this CPU while it runs (-1 or absent: not pinned). */
+  cpu?: number;
+}
+export interface NativeBenchGenerateResult {
+  /** Frames the device accepted (AF_PACKET, PACKET_QDISC_BYPASS). */
+  sent: number;
+  /** Attempts the device refused (its queue was full); those frames were tried again. */
+  failed: number;
+  calls: number;
+  /** From the first send to the last. */
+  seconds: number;
+}
+/** A counting XDP sink: UDP frames are counted and dropped, everything else passes. */
+export interface NativeBenchSink {
+  attach(netns: string, ifindex: number, mode?: XdpMode | 'auto'): XdpMode;
+  /** Summed over CPUs. packets/bytes: UDP to the device's MAC; foreign: UDP for another MAC
+   *  (dropped, not in packets); passed: everything else, given to the kernel. */
+  count(): { packets: number; bytes: number; foreign: number; passed: number };
+  close(): void;
+}
+/** A tiny HTTP server on a native thread: every request gets `body`, then the connection closes. */
+export interface NativeBenchResponder {
+  stats(): { responses: number; aborted: number };
+  close(): void;
+}
+
 export interface NativeAddon {
   Dataplane: new (options: NativeDataplaneOptions, region: Uint8Array, onEvents?: () => void) => NativeDataplane;
   layout(options: NativeLayoutOptions): NativeLayout;
@@ -186,6 +225,12 @@ export interface NativeAddon {
   /** Run the XDP program attached to ifindex on one frame (BPF_PROG_TEST_RUN); null if none. */
   xdpTestRun(netns: string, ifindex: number, frame: Uint8Array, queue?: number): { action: number; frame: Buffer } | null;
   host: NativeHost;
+  /** Run the packet generator on a pool thread. Rejects with LVS_NETNS, LVS_NO_SUCH_DEVICE,
+   *  LVS_INVALID_ARGUMENT or LVS_IO_INIT. */
+  benchGenerate(options: NativeBenchGenerateOptions): Promise<NativeBenchGenerateResult>;
+  BenchSink: new () => NativeBenchSink;
+  /** Listens on 0.0.0.0:port (and [::]:port with ipv6) in netns (LVS_NETNS, LVS_IO_INIT). */
+  BenchResponder: new (options: { netns?: string; port: number; body: string; ipv6?: boolean }) => NativeBenchResponder;
 }
 
 /** The package root: two levels up from both src/dataplane and dist/dataplane. */
