@@ -33,6 +33,9 @@ export type LvsErrorCode =
   | 'LVS_DATAPLANE_REJECTED'
   | 'LVS_DATAPLANE_INIT'
   | 'LVS_NATIVE_MISSING'
+  // The control socket (src/daemon/protocol.ts, src/cli/client.ts).
+  | 'LVS_PROTOCOL'      // the peer speaks another control protocol version
+  | 'LVS_UNREACHABLE'   // no lvsd answers on the control socket
   // Host and I/O (native/io, src/host, src/director).
   | 'LVS_IO_INIT'       // a packet backend (AF_XDP, AF_PACKET) could not be set up
   | 'LVS_BPF'           // a BPF map or program could not be made, loaded or attached
@@ -41,7 +44,18 @@ export type LvsErrorCode =
   | 'LVS_NO_SUCH_DEVICE'
   | 'LVS_NEIGHBOUR'     // a real's or next hop's MAC address could not be resolved
   | 'LVS_HOST'          // another host operation failed (sysctl, nftables)
-  | 'LVS_LAB_COMMAND';  // a command the lab ran failed
+  | 'LVS_LAB_COMMAND'   // a command the lab ran failed
+  // lvs.cf (src/config). Each error names file, line, column and the key.
+  | 'LVS_CONFIG_INVALID'      // the file has errors: `errors` lists each one
+  | 'LVS_CONFIG_SYNTAX'       // lexical or block structure (quotes, "=", braces, argument count)
+  | 'LVS_CONFIG_UNKNOWN_KEY'  // a key that is not valid where it stands
+  | 'LVS_CONFIG_VALUE'        // a value of the wrong kind or out of range
+  | 'LVS_CONFIG_MISSING'      // a required key is missing
+  | 'LVS_CONFIG_DUPLICATE'    // two virtual servers or real servers with the same key
+  | 'LVS_CONFIG_CONFLICT'     // keys that contradict each other
+  | 'LVS_CONFIG_UNSUPPORTED'  // valid Piranha that lvsd does not implement (service = fos, ...)
+  | 'LVS_CONFIG_HOSTNAME'     // a host name did not resolve
+  | 'LVS_CONFIG_IO';          // the file could not be read or written
 
 export interface LvsErrorDetails {
   /** The option or field at fault, e.g. `port` or `reals[2].weight`. */
