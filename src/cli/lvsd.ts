@@ -1,6 +1,16 @@
 #!/usr/bin/env node
 /**
- * The `lvsd` command. Subcommands:
+ * The `lvsd` command.
+ *
+ *   lvsd [-c FILE] [--socket PATH] [--netns NAME] [--io auto|xdp|packet] [--log-level L]
+ *       Run the director on lvs.cf (default /etc/sysconfig/ha/lvs.cf) in the foreground, with
+ *       structured logs (pino, one JSON object a line) on stdout. SIGHUP re-reads the file and
+ *       applies the difference (a bad file changes nothing and is logged); SIGTERM and SIGINT
+ *       stop it cleanly (VIPs down, steering removed). lvsadm talks to it on the control socket.
+ *   lvsd --test-config [-c FILE]
+ *       Check the file: exit 0 if it is valid, 1 with every error (file:line:column key: ...).
+ *
+ * Subcommands:
  *
  *   lvsd realserver --vip ADDR [--vip ADDR ...] [--method direct|tunnel] [--device DEV]
  *                   [--netns NAME] [--xdp-mode auto|native|generic] [--state FILE]
@@ -22,6 +32,10 @@ import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSyn
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { pino } from 'pino';
+import { startDaemon } from '../daemon/daemon.js';
+import { loadDirectorConfig } from '../daemon/lvscf.js';
+import { DEFAULT_CONTROL_SOCKET } from '../daemon/protocol.js';
 import { LvsError, isLvsError } from '../errors.js';
 import { packageRoot, type XdpMode } from '../dataplane/native.js';
 import {
@@ -148,7 +162,15 @@ function version(): string {
 
 /** The command tree; `lvsd` runs it on process.argv. */
 export function createProgram(): Command {
-  const program = new Command('lvsd').description('Linux Virtual Server director').version(version()).showHelpAfterError();
+  const program = new Command('lvsd').description('Linux Virtual Server director').version(version()).showHelpAfterError().enablePositionalOptions();
+  program
+    .option('-c, --config <file>', 'the lvs.cf to run', DEFAULT_CONFIG)
+    .option('--test-config', 'check the configuration and exit: 0 when valid, 1 with the errors')
+    .option('--socket <path>', 'the control socket (mode 0600)', DEFAULT_CONTROL_SOCKET)
+    .option('--netns <name>', 'run the director in this named network namespace')
+    .option('--io <kind>', 'packet I/O: auto, xdp or packet', 'auto')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (o: DaemonCliOptions) => daemon(o));
   program
     .command('realserver')
     .description('prepare this host or a namespace as an LVS-DR / LVS-TUN real server (VIPs on lo, ARP sysctls, tunnel decapsulation), or undo that')
@@ -163,6 +185,55 @@ export function createProgram(): Command {
     .option('--json', 'with --status: print JSON')
     .action(async (o: RealServerCliOptions) => realserver(o));
   return program;
+}
+
+const DEFAULT_CONFIG = '/etc/sysconfig/ha/lvs.cf';
+
+interface DaemonCliOptions {
+  config: string;
+  testConfig?: boolean;
+  socket: string;
+  netns?: string;
+  io: string;
+  logLevel: string;
+}
+
+async function daemon(o: DaemonCliOptions): Promise<void> {
+  if (o.testConfig) {
+    try {
+      await loadDirectorConfig(o.config, (w) => process.stderr.write(`warning: ${w.message}\n`));
+      process.stdout.write(`${o.config}: OK\n`);
+      process.exit(0);
+    } catch (e) {
+      const errors = (e as { errors?: Error[] }).errors ?? [e as Error];
+      for (const err of errors) process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+  }
+  if (!['auto', 'xdp', 'packet'].includes(o.io)) throw new LvsError('LVS_INVALID_OPTION', `--io: expected auto, xdp or packet, got "${o.io}"`, { field: 'io' });
+  const log = pino({ level: o.logLevel, base: { pid: process.pid } });
+  const d = await startDaemon({ config: o.config, socket: o.socket, io: o.io as 'auto' | 'xdp' | 'packet', logger: log, ...(o.netns ? { netns: o.netns } : {}) });
+  log.info({ event: 'ready', socket: d.socket }, 'lvsd running');
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    log.info({ event: 'sighup' }, 'SIGHUP: reloading the configuration');
+    reloading = reloading.then(() => d.reload().then(() => undefined));
+  });
+  const stop = (sig: string) => {
+    log.info({ event: 'signal', signal: sig }, `${sig}: stopping`);
+    reloading
+      .then(() => d.stop())
+      .then(() => {
+        clearInterval(keepAlive);
+        log.info({ event: 'exit' }, 'lvsd stopped');
+        log.flush?.();
+        process.exit(0);
+      })
+      .catch(fail);
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
 }
 
 function fail(e: unknown): never {
