@@ -1,0 +1,361 @@
+/**
+ * lvsd, the daemon: lvs.cf -> a Director, reloaded on SIGHUP as a difference, and a control
+ * socket (src/daemon/protocol.ts) through which lvsadm and other tools read and change the
+ * running director. The command line (src/cli/lvsd.ts) wires signals and logging to this.
+ */
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Estimator, type EstimatorCounters } from '../dataplane/estimator.js';
+import type { ServiceKey, TrafficStats, VirtualServiceInfo, VirtualServiceSpec } from '../dataplane/types.js';
+import { Director, serviceId, type ApplySummary } from '../director/director.js';
+import type { DirectorConfig, DirectorRealServer, DirectorService, IoChoice, Logger } from '../director/types.js';
+import { LvsError, isLvsError } from '../errors.js';
+import { parseAddress } from '../net/address.js';
+import type { ConfigMessage } from '../config/model.js';
+import { loadDirectorConfig, saveRunningConfig } from './lvscf.js';
+import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, type ControlMessage, type ControlResponse, type ListedService, type Rates } from './protocol.js';
+
+export interface DaemonOptions {
+  /** The lvs.cf to run (default /etc/sysconfig/ha/lvs.cf). */
+  config: string;
+  /** The control socket (default /run/lvsd/lvsd.sock). */
+  socket?: string;
+  /** Run the director in this named network namespace. */
+  netns?: string;
+  io?: IoChoice;
+  workers?: number;
+  logger?: Logger;
+  /** Gratuitous ARP rounds per VIP (default 5, one second apart, as pulse). */
+  announce?: { count?: number; intervalMs?: number };
+}
+
+export interface Daemon {
+  readonly director: Director;
+  readonly socket: string;
+  /** Re-read lvs.cf and apply the difference; a bad file changes nothing and says why. */
+  reload(): Promise<{ ok: true; summary: ApplySummary } | { ok: false; error: LvsError }>;
+  stop(): Promise<void>;
+}
+
+const silent: Logger = { info() {}, warn() {}, error() {}, debug() {} };
+const ESTIMATOR_PERIOD_MS = 2000; // IPVS's estimator runs every 2 s
+
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const log = options.logger ?? silent;
+  const socketPath = options.socket ?? DEFAULT_CONTROL_SOCKET;
+  const overrides = (): Partial<DirectorConfig> => ({
+    ...(options.netns ? { netns: options.netns } : {}),
+    ...(options.io ? { io: options.io } : {}),
+    ...(options.workers ? { workers: options.workers } : {}),
+    ...(options.announce ? { announce: options.announce } : {}),
+    logger: log,
+  });
+  const warn = (w: ConfigMessage) => log.warn({ event: 'config-warning', file: w.file, line: w.line, field: w.field }, w.message);
+  const initial = { ...(await loadDirectorConfig(options.config, warn)), ...overrides() };
+  log.info({ event: 'config', file: options.config, services: initial.services.length }, `read ${options.config}: ${initial.services.length} active virtual server(s)`);
+  const director = new Director(initial);
+  await director.start();
+
+  const rates = new RateBook();
+  const timer = setInterval(() => rates.sample(director), ESTIMATOR_PERIOD_MS);
+  timer.unref();
+
+  let server: Server;
+  try {
+    server = await listen(socketPath, (sock) => serve(sock));
+  } catch (e) {
+    clearInterval(timer);
+    await director.stop();
+    throw e;
+  }
+  log.info({ event: 'control', socket: socketPath }, `control socket ${socketPath}`);
+
+  async function reload(): Promise<{ ok: true; summary: ApplySummary } | { ok: false; error: LvsError }> {
+    let next: DirectorConfig;
+    try {
+      next = { ...(await loadDirectorConfig(options.config, warn)), ...overrides() };
+      const summary = await director.apply(next);
+      log.info({ event: 'reload', file: options.config, ...summary }, `reloaded ${options.config}`);
+      return { ok: true, summary };
+    } catch (e) {
+      const error = isLvsError(e) ? e : new LvsError('LVS_INVALID_ARGUMENT', (e as Error).message, { cause: e });
+      log.error({ event: 'reload-failed', file: options.config, code: error.code, err: error.message }, `reload of ${options.config} refused, nothing changed: ${error.message}`);
+      return { ok: false, error };
+    }
+  }
+
+  function serve(sock: Socket): void {
+    const lines = createInterface({ input: sock, crlfDelay: Infinity });
+    let queue = Promise.resolve();
+    lines.on('line', (line) => {
+      queue = queue.then(async () => {
+        const reply = await handle(line);
+        if (!sock.destroyed) sock.write(`${JSON.stringify(reply)}\n`);
+      });
+    });
+    sock.on('error', () => sock.destroy());
+  }
+
+  async function handle(line: string): Promise<ControlResponse> {
+    let msg: ControlMessage;
+    try {
+      msg = JSON.parse(line) as ControlMessage;
+    } catch {
+      return { v: CONTROL_PROTOCOL_VERSION, id: 0, ok: false, error: { code: 'LVS_PROTOCOL', message: 'not a JSON message' } };
+    }
+    const id = typeof msg.id === 'number' ? msg.id : 0;
+    if (msg.v !== CONTROL_PROTOCOL_VERSION) {
+      return { v: CONTROL_PROTOCOL_VERSION, id, ok: false, error: { code: 'LVS_PROTOCOL', message: `protocol version ${String(msg.v)} is not spoken here (lvsd speaks ${CONTROL_PROTOCOL_VERSION})` } };
+    }
+    try {
+      return { v: CONTROL_PROTOCOL_VERSION, id, ok: true, result: await dispatch(msg) };
+    } catch (e) {
+      const err = e as LvsError;
+      return { v: CONTROL_PROTOCOL_VERSION, id, ok: false, error: { code: typeof err.code === 'string' ? err.code : 'LVS_INVALID_ARGUMENT', message: err.message, ...(err.field ? { field: err.field } : {}) } };
+    }
+  }
+
+  async function change(what: string, edit: (c: DirectorConfig) => void): Promise<null> {
+    const next = structuredClone({ ...director.config, logger: undefined }) as DirectorConfig;
+    edit(next);
+    const summary = await director.apply({ ...next, logger: log });
+    log.info({ event: 'control-change', what, ...summary }, `${what} (control socket)`);
+    return null;
+  }
+
+  async function dispatch(m: ControlMessage): Promise<unknown> {
+    const dp = director.dataplane!;
+    switch (m.op) {
+      case 'hello':
+        return { version: CONTROL_PROTOCOL_VERSION, daemon: 'lvsd', pid: process.pid, config: options.config };
+      case 'list':
+        return { tableSize: dp.info().tableCapacity, services: rates.decorate(dp.listServices()) };
+      case 'connections':
+        return dp.listConnections();
+      case 'timeouts':
+        return dp.getTimeouts();
+      case 'set-timeouts':
+        return change('timeouts set', (c) => {
+          c.timeouts = { ...c.timeouts, ...Object.fromEntries(Object.entries(m.timeouts ?? {}).filter(([, v]) => v)) };
+        });
+      case 'add-service':
+        return change(`service ${describeKey(m.service)} added`, (c) => {
+          if (findService(c, m.service)) throw new LvsError('LVS_SERVICE_EXISTS', `Service already exists: ${describeKey(m.service)}`, { field: 'service' });
+          c.services.push(toDirectorService(m.service));
+        });
+      case 'edit-service':
+        return change(`service ${describeKey(m.key)} edited`, (c) => {
+          const s = needService(c, m.key);
+          const ch = m.changes ?? {};
+          if (ch.scheduler !== undefined) s.scheduler = ch.scheduler;
+          if (ch.flags !== undefined) s.flags = ch.flags;
+          if (ch.persistence !== undefined) {
+            if (ch.persistence === false) delete s.persistence;
+            else s.persistence = ch.persistence;
+          }
+          if (ch.maglevTableSize !== undefined) s.maglevTableSize = ch.maglevTableSize;
+          if (ch.quiesce !== undefined) s.quiesce = ch.quiesce;
+        });
+      case 'delete-service':
+        return change(`service ${describeKey(m.key)} deleted`, (c) => {
+          const s = needService(c, m.key);
+          c.services = c.services.filter((x) => x !== s);
+        });
+      case 'clear':
+        return change('every service deleted', (c) => {
+          c.services = [];
+        });
+      case 'add-real':
+        return change(`real ${m.real?.address} added to ${describeKey(m.key)}`, (c) => {
+          const s = needService(c, m.key);
+          if (findReal(s, m.real)) throw new LvsError('LVS_REAL_EXISTS', `Destination already exists: ${m.real.address}`, { field: 'real' });
+          const r: DirectorRealServer = { address: m.real.address };
+          if (m.real.port !== undefined) r.port = m.real.port;
+          if (m.real.weight !== undefined) r.weight = m.real.weight;
+          if (m.real.method !== undefined) r.method = m.real.method;
+          if (m.real.upperThreshold !== undefined) r.upperThreshold = m.real.upperThreshold;
+          if (m.real.lowerThreshold !== undefined) r.lowerThreshold = m.real.lowerThreshold;
+          s.reals.push(r);
+        });
+      case 'edit-real':
+        return change(`real ${m.real?.address} of ${describeKey(m.key)} edited`, (c) => {
+          const r = needReal(needService(c, m.key), m.real);
+          const ch = m.changes ?? {};
+          if (ch.weight !== undefined) r.weight = ch.weight;
+          if (ch.method !== undefined) r.method = ch.method;
+          if (ch.upperThreshold !== undefined) r.upperThreshold = ch.upperThreshold;
+          if (ch.lowerThreshold !== undefined) r.lowerThreshold = ch.lowerThreshold;
+          if (ch.slowStart !== undefined) r.slowStart = ch.slowStart;
+        });
+      case 'delete-real':
+        return change(`real ${m.real?.address} deleted from ${describeKey(m.key)}`, (c) => {
+          const s = needService(c, m.key);
+          const r = needReal(s, m.real);
+          s.reals = s.reals.filter((x) => x !== r);
+        });
+      case 'zero':
+        if (m.key) needService(director.config, m.key);
+        dp.zero(m.key);
+        rates.zero(m.key ? serviceId(needService(director.config, m.key)) : undefined);
+        return null;
+      case 'write-config': {
+        const saved = await saveRunningConfig(options.config, m.file ?? options.config, dp.listServices(), director.config);
+        log.info({ event: 'write-config', file: saved.file, serial: saved.serial }, `running configuration written to ${saved.file} (serial_no ${saved.serial})`);
+        return saved;
+      }
+      default:
+        throw new LvsError('LVS_PROTOCOL', `unknown operation ${JSON.stringify((m as { op?: unknown }).op)}`, { field: 'op' });
+    }
+  }
+
+  let stopped = false;
+  return {
+    director,
+    socket: socketPath,
+    reload,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      try {
+        unlinkSync(socketPath);
+      } catch {
+        // Already gone.
+      }
+      await director.stop();
+    },
+  };
+}
+
+/** Listen on a unix socket, mode 0600 in a 0700 directory; a stale socket file is replaced, a live one is an error. */
+async function listen(path: string, onConnection: (s: Socket) => void): Promise<Server> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (existsSync(path)) {
+    const alive = await new Promise<boolean>((resolve) => {
+      const c = connect(path);
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.once('error', () => resolve(false));
+    });
+    if (alive) throw new LvsError('LVS_HOST', `another lvsd is already listening on ${path}`, { field: 'socket' });
+    unlinkSync(path);
+  }
+  const server = createServer(onConnection);
+  const old = process.umask(0o177); // the socket is born 0600: no window with wider access
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+  } finally {
+    process.umask(old);
+  }
+  chmodSync(path, 0o600);
+  server.unref();
+  return server;
+}
+
+function describeKey(k: ServiceKey | VirtualServiceSpec | undefined): string {
+  if (!k) return '(none)';
+  if ('fwmark' in k) return `FWM ${k.fwmark}`;
+  const a = parseAddress(k.address).text;
+  return `${k.protocol.toUpperCase()} ${a.includes(':') ? `[${a}]` : a}:${k.port}`;
+}
+
+function sameService(s: DirectorService, k: ServiceKey): boolean {
+  if ('fwmark' in k) return 'fwmark' in s && s.fwmark === k.fwmark && (s.family ?? 'ipv4') === (k.family ?? 'ipv4');
+  return !('fwmark' in s) && s.protocol === k.protocol && s.port === k.port && parseAddress(s.address).text === parseAddress(k.address).text;
+}
+
+function findService(c: DirectorConfig, k: ServiceKey): DirectorService | undefined {
+  if (!k || typeof k !== 'object') throw new LvsError('LVS_INVALID_ARGUMENT', 'service: expected a service key', { field: 'service' });
+  return c.services.find((s) => sameService(s, k));
+}
+
+function needService(c: DirectorConfig, k: ServiceKey): DirectorService {
+  const s = findService(c, k);
+  if (!s) throw new LvsError('LVS_NO_SUCH_SERVICE', `Service not defined: ${describeKey(k)}`, { field: 'service' });
+  return s;
+}
+
+function findReal(s: DirectorService, r: { address: string; port?: number }): DirectorRealServer | undefined {
+  if (!r || typeof r.address !== 'string') throw new LvsError('LVS_INVALID_ARGUMENT', 'real: expected {address, port?}', { field: 'real' });
+  const dflt = 'fwmark' in s ? 0 : s.port;
+  const want = `${parseAddress(r.address).text} ${r.port ?? dflt}`;
+  return s.reals.find((x) => `${parseAddress(x.address).text} ${x.port ?? dflt}` === want);
+}
+
+function needReal(s: DirectorService, r: { address: string; port?: number }): DirectorRealServer {
+  const x = findReal(s, r);
+  if (!x) throw new LvsError('LVS_NO_SUCH_REAL', `No such destination: ${r.address}${r.port !== undefined ? `:${r.port}` : ''}`, { field: 'real' });
+  return x;
+}
+
+function toDirectorService(spec: VirtualServiceSpec): DirectorService {
+  const { scheduler, flags, persistence, maglevTableSize, quiesce } = spec;
+  const opts = {
+    ...(scheduler !== undefined ? { scheduler } : {}),
+    ...(flags !== undefined ? { flags } : {}),
+    ...(persistence !== undefined && persistence !== false ? { persistence } : {}),
+    ...(maglevTableSize !== undefined ? { maglevTableSize } : {}),
+    ...(quiesce !== undefined ? { quiesce } : {}),
+    reals: [],
+  };
+  if ('fwmark' in spec) return { fwmark: spec.fwmark, ...(spec.family ? { family: spec.family } : {}), ...opts };
+  return { protocol: spec.protocol, address: spec.address, port: spec.port, ...opts };
+}
+
+/** IPVS's estimator for every service and real, sampled every 2 s (ipvsadm --rate). */
+class RateBook {
+  private estimators = new Map<string, Estimator>();
+
+  sample(director: Director): void {
+    const dp = director.dataplane;
+    if (!dp) return;
+    const seen = new Set<string>();
+    for (const s of dp.listServices()) {
+      const sid = infoId(s);
+      this.feed(sid, s.stats, seen);
+      for (const r of s.reals) this.feed(`${sid} -> ${r.address} ${r.port}`, r.stats, seen);
+    }
+    for (const k of this.estimators.keys()) if (!seen.has(k)) this.estimators.delete(k);
+  }
+
+  decorate(services: ReturnType<NonNullable<Director['dataplane']>['listServices']>): ListedService[] {
+    return services.map((s) => {
+      const sid = infoId(s);
+      return { ...s, rates: this.rates(sid), reals: s.reals.map((r) => ({ ...r, rates: this.rates(`${sid} -> ${r.address} ${r.port}`) })) };
+    });
+  }
+
+  zero(sid?: string): void {
+    for (const [k, e] of this.estimators) if (!sid || k === sid || k.startsWith(`${sid} -> `)) e.reset();
+  }
+
+  private feed(key: string, stats: TrafficStats, seen: Set<string>): void {
+    seen.add(key);
+    let e = this.estimators.get(key);
+    if (!e) {
+      e = new Estimator();
+      this.estimators.set(key, e);
+    }
+    e.sample(counters(stats));
+  }
+
+  private rates(key: string): Rates {
+    return this.estimators.get(key)?.rates() ?? { cps: 0, inpps: 0, outpps: 0, inbps: 0, outbps: 0 };
+  }
+}
+
+function infoId(s: VirtualServiceInfo): string {
+  return s.fwmark ? `FWM ${s.fwmark} ${s.family ?? 'ipv4'}` : `${String(s.protocol).toUpperCase()} ${s.address} ${s.port}`;
+}
+
+function counters(s: TrafficStats): EstimatorCounters {
+  return { conns: s.connections, inpkts: s.packetsIn, outpkts: s.packetsOut, inbytes: s.bytesIn, outbytes: s.bytesOut };
+}
