@@ -1,18 +1,22 @@
 /**
  * `npm start`: a director on a self-contained demo lab. As root it builds the namespace lab
- * (src/lab/lab.ts: a client, a director and six real servers), starts a Director there on
- * AF_XDP with a NAT service (wlc, three reals of weights 3, 2, 1, IPv4 and IPv6), a
- * direct-routing service and a tunnel service, sends demo traffic from the client, and shows
- * the table every second like `ipvsadm -L -n` with the rates. Ctrl-C tears it all down.
+ * (src/lab/lab.ts: a client, a director and six real servers), runs lvsd there on an embedded
+ * lvs.cf (demoLvsCf: a NAT web service with wlc and three reals of weights 3, 2, 1, a
+ * direct-routing service, a firewall-mark bundle and an IPIP tunnel), sends demo traffic from
+ * the client, and shows `lvsadm -L -n --rate` every second, read over lvsd's control socket
+ * as lvsadm reads it. Ctrl-C tears it all down.
  * Without root (namespaces need it) it runs the in-process demo of src/lab/memory-demo.ts.
  *
  *   node dist/lab/demo.js [--seconds N] [--plain] [--io xdp|packet]
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatList } from '../cli/format.js';
+import { ControlClient } from '../cli/client.js';
+import { formatRate } from '../cli/format.js';
+import { startDaemon, type Daemon } from '../daemon/daemon.js';
 import { packageRoot } from '../dataplane/native.js';
-import { Director } from '../director/director.js';
-import type { DirectorService, Logger } from '../director/types.js';
+import type { Logger } from '../director/types.js';
 import { Lab } from './lab.js';
 import { runMemoryDemo, type DemoOptions } from './memory-demo.js';
 
@@ -28,6 +32,52 @@ export async function runDemo(options: LabDemoOptions = {}): Promise<void> {
     return runMemoryDemo(options);
   }
   return runLabDemo(options);
+}
+
+/** The demo's lvs.cf: what an operator would write for this lab (docs/lvs.cf.md). */
+export function demoLvsCf(lab: Lab): string {
+  const real = (name: string, extra = '') => `     server ${name} {\n         address = ${lab.real(name).address4}\n         active = 1\n${extra}     }\n`;
+  return `# The npm start demo: Piranha's lvs.cf, plus lvsd's extensions (method, fwmark_rule).
+serial_no = 1
+primary = ${lab.director.address4.pub}
+service = lvs
+network = nat
+nat_router = ${lab.natRouter4} priv:1
+# NAT: weighted least-connection over three reals of different weights.
+virtual web {
+     active = 1
+     address = ${lab.vip4(0)} pub:1
+     port = 80
+     protocol = tcp
+     scheduler = wlc
+${real('web1', '         weight = 3\n')}${real('web2', '         weight = 2\n')}${real('web3', '         weight = 1\n')}}
+# Direct routing: the reals answer the clients themselves.
+virtual dr {
+     active = 1
+     address = ${lab.vip4(1)} pub:2
+     port = 80
+     scheduler = rr
+${real('dr1', '         method = direct\n')}${real('dr2', '         method = direct\n')}}
+# A firewall-mark bundle: HTTP and the UDP echo of one VIP share a mark and a persistent real.
+virtual bundle {
+     active = 1
+     address = ${lab.vip4(2)} pub:3
+     fwmark = 3
+     fwmark_rule = tcp 80
+     fwmark_rule = udp 7
+     port = 80
+     persistent = 60
+     scheduler = rr
+${real('dr1', '         method = direct\n')}${real('dr2', '         method = direct\n')}}
+# An IPIP tunnel to a real that decapsulates with lvsd's XDP helper.
+virtual echo {
+     active = 1
+     address = ${lab.vip4(3)} pub:4
+     port = 7
+     protocol = udp
+     scheduler = rr
+${real('tun1', '         method = tunnel\n')}}
+`;
 }
 
 export async function runLabDemo(options: LabDemoOptions = {}): Promise<void> {
@@ -55,67 +105,49 @@ export async function runLabDemo(options: LabDemoOptions = {}): Promise<void> {
       { name: 'tun1', method: 'tunnel' },
     ],
   });
-  let director: Director | undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'lvsd-demo-'));
+  let daemon: Daemon | undefined;
+  let client: ControlClient | undefined;
   try {
     await lab.startServers();
-    const reals = (method: string, family: 4 | 6) =>
-      lab.reals.filter((r) => r.method === method).map((r) => ({ address: family === 4 ? r.address4 : r.address6!, weight: r.weight, method: r.method }));
-    const services: DirectorService[] = [
-      { protocol: 'tcp', address: lab.vip4(0), port: 80, scheduler: 'wlc', reals: reals('nat', 4) },
-      { protocol: 'tcp', address: lab.vip6(0), port: 80, scheduler: 'wlc', reals: reals('nat', 6) },
-      { protocol: 'tcp', address: lab.vip4(1), port: 80, scheduler: 'rr', reals: reals('direct', 4) },
-      { protocol: 'udp', address: lab.vip4(2), port: 7, scheduler: 'rr', reals: reals('tunnel', 4) },
-    ];
-    director = new Director({
-      netns: lab.director.ns.name,
-      io: options.io ?? 'xdp',
-      services,
-      natRouters: [
-        { address: lab.natRouter4, device: 'priv' },
-        { address: lab.natRouter6, device: 'priv' },
-      ],
-      announce: { count: 1 },
-      logger,
-    });
-    await director.start();
+    const cf = join(dir, 'lvs.cf');
+    writeFileSync(cf, demoLvsCf(lab));
+    daemon = await startDaemon({ config: cf, socket: join(dir, 'lvsd.sock'), netns: lab.director.ns.name, io: options.io ?? 'xdp', announce: { count: 1 }, logger });
+    client = await ControlClient.connect(daemon.socket);
     const load = lab.client.ns.spawn(process.execPath, [
       join(packageRoot, 'dist', 'lab', 'load.js'),
       JSON.stringify({
-        http: [`http://${lab.vip4(0)}/`, `http://[${lab.vip6(0)}]/`, `http://${lab.vip4(1)}/`],
+        http: [`http://${lab.vip4(0)}/`, `http://${lab.vip4(1)}/`, `http://${lab.vip4(2)}/`],
         slow: [`http://${lab.vip4(0)}/slow?seconds=5`],
-        udp: [[lab.vip4(2), 7]],
+        udp: [[lab.vip4(2), 7], [lab.vip4(3), 7]],
         sources: lab.client.extra4,
         rate: 20,
       }),
     ]);
     load.stdout?.resume();
-    const dp = director.dataplane!;
+    const dp = daemon.director.dataplane!;
     const started = Date.now();
-    let last = { at: started, counters: dp.counters() };
     while (!stop && (options.seconds === undefined || Date.now() - started < options.seconds * 1000)) {
       await new Promise((r) => setTimeout(r, 1000));
-      const now = { at: Date.now(), counters: dp.counters() };
-      const secs = (now.at - last.at) / 1000 || 1;
-      const before = last.counters;
-      const rate = (k: string) => Math.round((now.counters[k]! - before[k]!) / secs);
-      last = now;
-      const status = director.status();
+      const list = await client.request({ op: 'list' });
+      const counters = dp.counters();
       write(
         (options.plain ? '' : '\x1b[2J\x1b[H') +
-          `lvsd demo: a director in network namespace ${lab.director.ns.name} forwards real traffic (${status.io?.mode})\n` +
-          'from a client namespace to six real servers: NAT (wlc, weights 3:2:1), direct routing and an IPIP tunnel.\n' +
-          'Point lvsd at your own setup with the Director API (docs/director.md); Ctrl-C tears the lab down.\n\n' +
-          formatList(dp.listServices(), { tableSize: dp.info().tableCapacity }) +
-          `\n${rate('rx_packets')} packets/s in, ${rate('tx_packets')} packets/s out, ${rate('conn_created')} new connections/s, ` +
-          `${now.counters.conn_count} connections in the table\n` +
+          `lvsd demo: lvsd runs ${cf} in network namespace ${lab.director.ns.name} (${daemon.director.status().io?.mode}):\n` +
+          'real clients reach six real servers through NAT (wlc 3:2:1), direct routing, a firewall-mark bundle and an IPIP tunnel.\n' +
+          'Run it on your own Piranha file with: sudo lvsd -c /etc/sysconfig/ha/lvs.cf (lvsadm -L -n works against it); Ctrl-C tears the lab down.\n\n' +
+          `$ lvsadm -L -n --rate\n${formatRate(list.services, { tableSize: list.tableSize })}` +
+          `\n${counters.conn_count} connections in the table\n` +
           (notes.length ? `\n${notes.slice(-4).join('\n')}\n` : ''),
       );
     }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await director?.stop();
+    client?.close();
+    await daemon?.stop();
     lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -8,20 +8,19 @@ function rates(screen: string) {
   return { in: Number(m![1]), out: Number(m![2]), created: Number(m![3]), conns: Number(m![4]) };
 }
 
-it('npm start (root): a director on the namespace lab forwards real traffic and shows an ipvsadm-style table', async () => {
+it('npm start (root): lvsd on an embedded lvs.cf in the namespace lab, with a live lvsadm -L -n --rate', async () => {
   const screens: string[] = [];
-  await runLabDemo({ seconds: 4, plain: true, write: (t) => screens.push(t) });
+  await runLabDemo({ seconds: 5, plain: true, write: (t) => screens.push(t) });
   const last = screens.at(-1)!;
-  expect(last).toMatch(/forwards real traffic \(xdp-/);
-  expect(last).toContain('Prot LocalAddress:Port Scheduler Flags');
-  expect(last).toMatch(/TCP {2}198\.18\.0\.100:80 wlc\n {2}-> 198\.18\.1\.11:80 +Masq +3 +\d+/);
-  expect(last).toMatch(/-> 198\.18\.0\.1\d:80 +Route/);
-  expect(last).toMatch(/-> 198\.18\.0\.1\d:7 +Tunnel/);
-  const r = rates(last);
-  expect(r.in).toBeGreaterThan(0);
-  expect(r.out).toBeGreaterThan(0);
-  expect(r.created).toBeGreaterThan(0);
-  expect(last).toContain('gratuitous lvs arps finished');
+  expect(last).toMatch(/lvsd runs \S+lvs\.cf in network namespace \S+ \(xdp-/);
+  expect(last).toContain('Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS');
+  // Every service of the embedded lvs.cf is there, and traffic shows in the rates.
+  for (const svc of ['TCP  198.18.0.100:80', 'TCP  198.18.0.101:80', 'FWM  3', 'UDP  198.18.0.103:7']) expect(last).toContain(svc);
+  const web = last.match(/TCP {2}198\.18\.0\.100:80 +(\d+) +(\d+) +(\d+)/);
+  expect(web).not.toBeNull();
+  expect(Number(web![2])).toBeGreaterThan(0); // InPPS
+  expect(Number(web![3])).toBeGreaterThan(0); // OutPPS (NAT replies come back through lvsd)
+  expect(last).toMatch(/\d+ connections in the table/);
 });
 
 it('npm start without root: the in-process demo on the memory backend', async () => {
