@@ -11,7 +11,7 @@
  */
 import type { ConnectionEntry, Family, ForwardingMethod, RealServerInfo, SchedulerFlag, Timeouts, VirtualServiceInfo } from '../dataplane/types.js';
 import type { Rates } from '../daemon/protocol.js';
-import { parseAddress } from '../net/address.js';
+import { formatIpv4, formatIpv6, parseAddress } from '../net/address.js';
 
 /** What ipvsadm asks NSS when it is not given -n. */
 export interface NameLookup {
@@ -75,50 +75,9 @@ function addr(text: string): Addr {
 }
 
 /** inet_ntoa / inet_ntop(AF_INET). */
-export function ntop4(b: Uint8Array): string {
-  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-}
-
-/**
- * glibc's inet_ntop(AF_INET6): the longest run of two or more zero words becomes "::" (the
- * first of equal runs), hex without leading zeros, and an IPv4 tail for ::a.b.c.d and
- * ::ffff:a.b.c.d (resolv/inet_ntop.c: base 0 and a run of 6, or of 5 followed by ffff).
- */
-export function ntop6(b: Uint8Array): string {
-  const w: number[] = [];
-  for (let i = 0; i < 16; i += 2) w.push((b[i]! << 8) | b[i + 1]!);
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestLen < 2) best = -1;
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (best >= 0 && i >= best && i < best + bestLen) {
-      if (i === best) out += ':';
-      continue;
-    }
-    if (i !== 0) out += ':';
-    if (i === 6 && best === 0 && (bestLen === 6 || (bestLen === 5 && w[5] === 0xffff))) {
-      out += ntop4(b.subarray(12));
-      return out;
-    }
-    out += w[i]!.toString(16);
-  }
-  if (best >= 0 && best + bestLen === 8) out += ':';
-  return out;
-}
+export const ntop4 = formatIpv4;
+/** glibc's inet_ntop(AF_INET6) (see formatIpv6). */
+export const ntop6 = formatIpv6;
 
 export function ntop(a: Addr): string {
   return a.family === 'ipv4' ? ntop4(a.bytes) : ntop6(a.bytes);

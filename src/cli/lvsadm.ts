@@ -14,7 +14,7 @@
  * defined", "No such destination", ...; exit status 255); an lvsd error that has no ipvsadm
  * counterpart is printed as "lvsadm: LVS_CODE: message", also with 255.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ControlRealSpec, ControlResults } from '../daemon/protocol.js';
@@ -34,6 +34,7 @@ import {
   type ServiceArg,
 } from './ipvsadm-args.js';
 import { parseAddress } from '../net/address.js';
+import { isMainModule } from './main.js';
 
 export interface LvsadmIo {
   stdout(text: string): void;
@@ -365,16 +366,7 @@ function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   });
 }
 
-function isMain(): boolean {
-  if (!process.argv[1]) return false;
-  try {
-    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMainModule(import.meta.url)) {
   // A reader that went away (lvsadm -L | head): stop quietly, as ipvsadm does on SIGPIPE.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);

@@ -28,9 +28,8 @@
  *
  * Errors print as `lvsd: LVS_CODE: message` on stderr, with exit status 1.
  */
-import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { startDaemon } from '../daemon/daemon.js';
@@ -38,6 +37,7 @@ import { loadDirectorConfig } from '../daemon/lvscf.js';
 import { DEFAULT_CONTROL_SOCKET } from '../daemon/protocol.js';
 import { LvsError, isLvsError } from '../errors.js';
 import { packageRoot, type XdpMode } from '../dataplane/native.js';
+import { isMainModule } from './main.js';
 import {
   checkRealServerOptions,
   mergeRealServerStates,
@@ -244,16 +244,7 @@ function fail(e: unknown): never {
   process.exit(1);
 }
 
-function isMain(): boolean {
-  if (!process.argv[1]) return false;
-  try {
-    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMainModule(import.meta.url)) {
   createProgram()
     .parseAsync(process.argv)
     .catch(fail);
