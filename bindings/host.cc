@@ -342,6 +342,17 @@ Napi::Value WatchNeighbours(const Napi::CallbackInfo& info) {
   return handle;
 }
 
+// enterNetns(netns): the calling (JS) thread joins the namespace for good. Sockets Node makes
+// from then on (net, dgram, child processes) are there; other threads stay where they were.
+Napi::Value EnterNetns(const Napi::CallbackInfo& info) {
+  try {
+    enter_netns(info[0].As<Napi::String>());
+  } catch (const std::system_error& e) {
+    throw error(info.Env(), "LVS_NETNS", e.what());
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_host(Napi::Env env, Napi::Object exports) {
@@ -356,6 +367,7 @@ void register_host(Napi::Env env, Napi::Object exports) {
   h.Set("watchNeighbours", Napi::Function::New(env, WatchNeighbours, "watchNeighbours"));
   h.Set("sendFrame", Napi::Function::New(env, SendFrame, "sendFrame"));
   h.Set("sysctl", Napi::Function::New(env, Sysctl, "sysctl"));
+  h.Set("enterNetns", Napi::Function::New(env, EnterNetns, "enterNetns"));
   exports.Set("host", h);
 }
 

@@ -8,9 +8,25 @@
 
 namespace lvsd {
 
+namespace {
+std::string netns_path(const std::string& netns) {
+  return netns.find('/') == std::string::npos ? "/run/netns/" + netns : netns;
+}
+}  // namespace
+
+void enter_netns(const std::string& netns) {
+  const std::string path = netns_path(netns);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "open network namespace " + path);
+  const int rc = ::setns(fd, CLONE_NEWNET);
+  const int e = errno;
+  ::close(fd);
+  if (rc != 0) throw std::system_error(e, std::generic_category(), "enter network namespace " + path);
+}
+
 NetnsScope::NetnsScope(const std::string& netns) {
   if (netns.empty()) return;
-  const std::string path = netns.find('/') == std::string::npos ? "/run/netns/" + netns : netns;
+  const std::string path = netns_path(netns);
   const int target = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (target < 0) throw std::system_error(errno, std::generic_category(), "open network namespace " + path);
   saved_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);

@@ -7,6 +7,10 @@
 
 namespace lvsd {
 
+// Move the calling thread into a network namespace for good (lvsd --netns: the daemon's own
+// sockets, health checks among them, then live there). Throws std::system_error.
+void enter_netns(const std::string& netns);
+
 class NetnsScope {
  public:
   // "" stays put; a name is /run/netns/NAME (ip netns); anything with a '/' is a path.

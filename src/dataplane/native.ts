@@ -167,6 +167,9 @@ export interface NativeHost {
   /** Read (value undefined) or write a /proc/sys key ("net/ipv4/ip_forward"); returns the
    *  value read, or the previous value when writing. */
   sysctl(netns: string, key: string, value?: string): string;
+  /** Move the JS thread into `netns` for good: Node's own sockets and children live there
+   *  from then on (lvsd --netns, and tests that run servers and clients in one namespace). */
+  enterNetns(netns: string): void;
 }
 
 /** Benchmark tools (bindings/bench.cc, native/io/gen.hpp): bench/net.js, bench/conn.js. */
