@@ -14,7 +14,12 @@ import type { DirectorConfig, DirectorRealServer, DirectorService, IoChoice, Log
 import { LvsError, isLvsError } from '../errors.js';
 import { parseAddress } from '../net/address.js';
 import type { ConfigMessage } from '../config/model.js';
-import { loadDirectorConfig, saveRunningConfig } from './lvscf.js';
+import { loadConfig, saveRunningConfig } from './lvscf.js';
+import { effectiveConfig, healthChecks, type Verdict } from './health.js';
+import { HealthEngine, type ChangeEvent, type RealCheck, type WeightEvent } from '../health/engine.js';
+import { native } from '../dataplane/native.js';
+import type { LvsConfig } from '../config/model.js';
+import type { ServiceLike } from '../config/index.js';
 import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, type ControlMessage, type ControlResponse, type ListedService, type Rates } from './protocol.js';
 
 export interface DaemonOptions {
@@ -52,11 +57,49 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ...(options.announce ? { announce: options.announce } : {}),
     logger: log,
   });
+  // With --netns, lvsd lives in that namespace: the director's sockets (through the addon) and
+  // Node's own (health checks) alike.
+  if (options.netns) native().host.enterNetns(options.netns);
   const warn = (w: ConfigMessage) => log.warn({ event: 'config-warning', file: w.file, line: w.line, field: w.field }, w.message);
-  const initial = { ...(await loadDirectorConfig(options.config, warn)), ...overrides() };
-  log.info({ event: 'config', file: options.config, services: initial.services.length }, `read ${options.config}: ${initial.services.length} active virtual server(s)`);
-  const director = new Director(initial);
+  const loaded = await loadConfig(options.config, warn);
+  // What lvs.cf (and lvsadm) configure; the director runs it with the health verdicts applied.
+  let configured: DirectorConfig = { ...loaded.director, ...overrides() };
+  log.info({ event: 'config', file: options.config, services: configured.services.length }, `read ${options.config}: ${configured.services.length} active virtual server(s)`);
+  const verdicts = new Map<string, Verdict>();
+  const engine = new HealthEngine({ logger: log });
+  const planChecks = (lvs: LvsConfig): RealCheck[] => {
+    const checks = healthChecks(lvs, configured);
+    const ids = new Set(checks.map((c) => c.id));
+    for (const id of verdicts.keys()) if (!ids.has(id)) verdicts.delete(id);
+    // A real lvsd has not checked yet is down (keepalived's alpha): no traffic before a pass.
+    for (const c of checks) if (!verdicts.has(c.id)) verdicts.set(c.id, { up: false, quiesced: c.quiesce });
+    return checks;
+  };
+  const checks = planChecks(loaded.lvs);
+  const director = new Director(effectiveConfig(configured, verdicts));
   await director.start();
+
+  // Verdicts arrive one by one; each burst becomes one difference for the director.
+  let applyPending = false;
+  const applyVerdicts = () => {
+    if (applyPending) return;
+    applyPending = true;
+    setImmediate(() => {
+      applyPending = false;
+      director.apply(effectiveConfig(configured, verdicts)).catch((e: Error) => log.error({ event: 'health-apply-failed', err: e.message }, `applying health results failed: ${e.message}`));
+    });
+  };
+  engine.on('change', (ev: ChangeEvent) => {
+    verdicts.set(ev.id, { up: ev.up, quiesced: ev.weight === 0 });
+    applyVerdicts();
+  });
+  engine.on('weight', (ev: WeightEvent) => {
+    const v = verdicts.get(ev.id);
+    if (!v) return;
+    v.agentWeight = ev.weight;
+    applyVerdicts();
+  });
+  engine.set(checks);
 
   const rates = new RateBook();
   const timer = setInterval(() => rates.sample(director), ESTIMATOR_PERIOD_MS);
@@ -73,10 +116,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   log.info({ event: 'control', socket: socketPath }, `control socket ${socketPath}`);
 
   async function reload(): Promise<{ ok: true; summary: ApplySummary } | { ok: false; error: LvsError }> {
-    let next: DirectorConfig;
     try {
-      next = { ...(await loadDirectorConfig(options.config, warn)), ...overrides() };
-      const summary = await director.apply(next);
+      const next = await loadConfig(options.config, warn);
+      const previous = configured;
+      configured = { ...next.director, ...overrides() };
+      let summary: ApplySummary;
+      try {
+        summary = await director.apply(effectiveConfig(configured, verdicts));
+      } catch (e) {
+        configured = previous;
+        throw e;
+      }
+      engine.set(planChecks(next.lvs));
+      applyVerdicts();
       log.info({ event: 'reload', file: options.config, ...summary }, `reloaded ${options.config}`);
       return { ok: true, summary };
     } catch (e) {
@@ -118,9 +170,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   }
 
   async function change(what: string, edit: (c: DirectorConfig) => void): Promise<null> {
-    const next = structuredClone({ ...director.config, logger: undefined }) as DirectorConfig;
+    const next = structuredClone({ ...configured, logger: undefined }) as DirectorConfig;
     edit(next);
-    const summary = await director.apply({ ...next, logger: log });
+    const summary = await director.apply(effectiveConfig({ ...next, logger: log }, verdicts));
+    configured = { ...next, logger: log };
     log.info({ event: 'control-change', what, ...summary }, `${what} (control socket)`);
     return null;
   }
@@ -136,6 +189,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         return dp.listConnections();
       case 'timeouts':
         return dp.getTimeouts();
+      case 'health':
+        return engine.status();
       case 'set-timeouts':
         return change('timeouts set', (c) => {
           c.timeouts = { ...c.timeouts, ...Object.fromEntries(Object.entries(m.timeouts ?? {}).filter(([, v]) => v)) };
@@ -196,12 +251,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           s.reals = s.reals.filter((x) => x !== r);
         });
       case 'zero':
-        if (m.key) needService(director.config, m.key);
+        if (m.key) needService(configured, m.key);
         dp.zero(m.key);
-        rates.zero(m.key ? serviceId(needService(director.config, m.key)) : undefined);
+        rates.zero(m.key ? serviceId(needService(configured, m.key)) : undefined);
         return null;
       case 'write-config': {
-        const saved = await saveRunningConfig(options.config, m.file ?? options.config, dp.listServices(), director.config);
+        const saved = await saveRunningConfig(options.config, m.file ?? options.config, savedView(dp.listServices(), configured), configured);
         log.info({ event: 'write-config', file: saved.file, serial: saved.serial }, `running configuration written to ${saved.file} (serial_no ${saved.serial})`);
         return saved;
       }
@@ -219,6 +274,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
+      engine.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       try {
         unlinkSync(socketPath);
@@ -228,6 +284,30 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await director.stop();
     },
   };
+}
+
+/**
+ * What --write-config saves: the running services, with each real's configured weight rather
+ * than what health checks made of it, and reals the checks took out still there (they are
+ * configured; they are only down).
+ */
+function savedView(running: VirtualServiceInfo[], configured: DirectorConfig): ServiceLike[] {
+  return running.map((svc) => {
+    const conf = configured.services.find((s) => serviceId(s) === infoId(svc));
+    if (!conf) return svc;
+    const dflt = 'fwmark' in conf ? 0 : conf.port;
+    const key = (address: string, port: number) => `${parseAddress(address).text} ${port}`;
+    const have = new Map(svc.reals.map((r) => [key(r.address, r.port), r]));
+    const reals = conf.reals.map((r) => {
+      const port = r.port ?? dflt;
+      const live = have.get(key(r.address, port));
+      const weight = r.weight ?? 1;
+      if (live) return { ...live, weight };
+      return { address: parseAddress(r.address).text, port, weight, method: r.method ?? 'direct', upperThreshold: r.upperThreshold ?? 0, lowerThreshold: r.lowerThreshold ?? 0 };
+    });
+    // Reals added at run time (lvsadm) that are not in `configured` cannot exist: lvsadm edits it.
+    return { ...svc, reals };
+  });
 }
 
 /** Listen on a unix socket, mode 0600 in a 0700 directory; a stale socket file is replaced, a live one is an error. */

@@ -4,15 +4,20 @@
  * does not describe (comments, health checks, names, inactive entries).
  */
 import { applyRunningState, directorConfig, readConfigSync, resolveConfig, writeConfigSync, type ServiceLike } from '../config/index.js';
-import type { ConfigMessage } from '../config/model.js';
+import type { ConfigMessage, LvsConfig } from '../config/model.js';
 import type { DirectorConfig } from '../director/types.js';
 
-/** The DirectorConfig of a file; throws the file's errors (all of them, in `errors`). */
-export async function loadDirectorConfig(path: string, onWarning?: (w: ConfigMessage) => void): Promise<DirectorConfig> {
+/** A file read, resolved and mapped; throws the file's errors (all of them, in `errors`). */
+export async function loadConfig(path: string, onWarning?: (w: ConfigMessage) => void): Promise<{ lvs: LvsConfig; director: DirectorConfig }> {
   const { config, warnings } = readConfigSync(path);
   for (const w of warnings) onWarning?.(w);
-  const resolved = await resolveConfig(config, { file: path });
-  return directorConfig(resolved, { file: path });
+  const lvs = await resolveConfig(config, { file: path });
+  return { lvs, director: directorConfig(lvs, { file: path }) };
+}
+
+/** The DirectorConfig of a file (lvsd --test-config). */
+export async function loadDirectorConfig(path: string, onWarning?: (w: ConfigMessage) => void): Promise<DirectorConfig> {
+  return (await loadConfig(path, onWarning)).director;
 }
 
 /** Write the running state into `target` (often the file it came from): serial_no bumped, atomically. */

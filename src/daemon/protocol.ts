@@ -54,6 +54,8 @@ export type ControlRequest =
   | { op: 'list' }
   | { op: 'connections' }
   | { op: 'timeouts' }
+  /** The health engine's view: every checked real, up or down, and why. */
+  | { op: 'health' }
   | { op: 'set-timeouts'; timeouts: Partial<Timeouts> }
   | { op: 'add-service'; service: VirtualServiceSpec }
   | { op: 'edit-service'; key: ServiceKey; changes: VirtualServiceChanges }
@@ -71,6 +73,7 @@ export interface ControlResults {
   list: { tableSize: number; services: ListedService[] };
   connections: ConnectionEntry[];
   timeouts: Timeouts;
+  health: unknown;
   'set-timeouts': null;
   'add-service': null;
   'edit-service': null;

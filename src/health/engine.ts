@@ -589,6 +589,9 @@ export class HealthEngine extends EventEmitter {
       e.fails++;
       e.passes = 0;
       if (e.up && e.fails >= e.fall) this.transition(e, false, reason, at);
+      // A real that has never been up (it starts down) says once why it stays out, so an
+      // operator wondering why it gets no traffic finds the answer in the log.
+      else if (!e.up && !e.everUp && e.fails === 1) this.log.warn({ id: e.cfg.id, up: false, reason }, `real ${this.label(e)} down: ${reason}`);
     }
   }
 

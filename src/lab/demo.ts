@@ -50,6 +50,7 @@ virtual web {
      port = 80
      protocol = tcp
      scheduler = wlc
+     timeout = 2
 ${real('web1', '         weight = 3\n')}${real('web2', '         weight = 2\n')}${real('web3', '         weight = 1\n')}}
 # Direct routing: the reals answer the clients themselves.
 virtual dr {
@@ -57,6 +58,7 @@ virtual dr {
      address = ${lab.vip4(1)} pub:2
      port = 80
      scheduler = rr
+     timeout = 2
 ${real('dr1', '         method = direct\n')}${real('dr2', '         method = direct\n')}}
 # A firewall-mark bundle: HTTP and the UDP echo of one VIP share a mark and a persistent real.
 virtual bundle {
@@ -68,6 +70,7 @@ virtual bundle {
      port = 80
      persistent = 60
      scheduler = rr
+     timeout = 2
 ${real('dr1', '         method = direct\n')}${real('dr2', '         method = direct\n')}}
 # An IPIP tunnel to a real that decapsulates with lvsd's XDP helper.
 virtual echo {
@@ -76,6 +79,7 @@ virtual echo {
      port = 7
      protocol = udp
      scheduler = rr
+     timeout = 2
 ${real('tun1', '         method = tunnel\n')}}
 `;
 }

@@ -17,7 +17,7 @@ import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { packageRoot } from '../../src/dataplane/native.js';
 import type { Lab } from '../../src/lab/lab.js';
 import { removeAllNamespaces } from '../../src/lab/netns.js';
-import { httpLoad, makeLab, url } from '../e2e/setup.js';
+import { httpLoad, makeLab, url, waitFor } from '../e2e/setup.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lvsadm-e2e-'));
 const socket = join(dir, 'lvsd.sock');
@@ -85,6 +85,7 @@ beforeAll(async () => {
       `     address = ${VIP0} pub`,
       '     port = 80',
       '     scheduler = rr',
+      '     timeout = 1',
       '     server n1 {',
       `         address = ${N1}`,
       '         active = 1',
@@ -94,6 +95,8 @@ beforeAll(async () => {
     ].join('\n'),
   );
   daemon = await startDaemon({ config, socket, netns: lab.director.ns.name, announce: { count: 1 } });
+  // n1 starts down until its first health check passes.
+  await waitFor('n1 to pass its first check', () => daemon!.director.dataplane!.listServices()[0]?.reals.length === 1);
   HEAD = `IP Virtual Server version 1.2.1 (size=${daemon.director.dataplane!.info().tableCapacity})\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n`;
 });
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/dataplane/native.js';
 import type { Lab } from '../../src/lab/lab.js';
-import { httpLoad, makeLab, url } from './setup.js';
+import { httpLoad, makeLab, url, waitFor } from './setup.js';
 
 const LVSD = join(packageRoot, 'dist', 'cli', 'lvsd.js');
 const LVSADM = join(packageRoot, 'dist', 'cli', 'lvsadm.js');
@@ -34,6 +34,7 @@ virtual web {
      port = 80
      protocol = tcp
      scheduler = wrr
+     timeout = 1
 ${[1, 2, 3].map((i) => `     server web${i} {\n         address = ${n(i)}\n         active = 1\n         weight = ${weights[i - 1]}\n     }`).join('\n')}
 }
 virtual dr {
@@ -41,6 +42,7 @@ virtual dr {
      address = ${lab.vip4(1)} pub:2
      port = 80
      scheduler = rr
+     timeout = 1
      server d1 {
          address = ${lab.real('d1').address4}
          active = 1
@@ -111,6 +113,8 @@ describe('lvsd running on lvs.cf', () => {
     });
     await logged((l) => l.event === 'ready');
     expect(statSync(sock).mode & 0o777).toBe(0o600);
+    // Every real starts down until its first health check passes (within one interval).
+    await waitFor('every real to pass its first check', () => (spawnSync(process.execPath, [LVSADM, '--socket', sock, '-L', '-n'], { encoding: 'utf8' }).stdout.match(/Masq|Route/g) ?? []).length === 4);
     const r = await httpLoad(lab, { url: url(lab.vip4(0)), count: 6, concurrency: 1 });
     expect(r.byReal).toEqual({ n1: 2, n2: 2, n3: 2 });
     expect((await lab.curl(url(lab.vip4(1)))).body.startsWith('d1 ')).toBe(true);

@@ -82,3 +82,12 @@ export async function udpLoad(lab: Lab, options: { address: string; port: number
 export function url(address: string, path = '/'): string {
   return `http://${address.includes(':') ? `[${address}]` : address}${path}`;
 }
+
+/** Poll until `fn` is true (health checks bring reals in on their own schedule). */
+export async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const started = Date.now();
+  while (!(await fn())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

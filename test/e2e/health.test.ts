@@ -1,0 +1,121 @@
+/**
+ * Health checks in the lab, as Piranha's nanny did them and better: lvsd on an lvs.cf with
+ * send/expect and send_program checks, real servers that stop, fail and come back.
+ */
+import { chmodSync, existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
+import type { Lab } from '../../src/lab/lab.js';
+import { httpLoad, makeLab, memoryLogger, url, waitFor } from './setup.js';
+
+let lab: Lab;
+let daemon: Daemon;
+const log = memoryLogger();
+const dir = mkdtempSync(join(tmpdir(), 'lvsd-health-'));
+const injected = join(dir, 'injected');
+
+/** The addresses of the reals a service has in the table now, with their weights. */
+function reals(vip: string): Record<string, number> {
+  const s = daemon.director.dataplane!.listServices().find((x) => x.address === vip);
+  return Object.fromEntries((s?.reals ?? []).map((r) => [lab.reals.find((l) => l.address4 === r.address)!.name, r.weight]));
+}
+
+beforeAll(async () => {
+  lab = await makeLab({ reals: [{ name: 'n1', method: 'nat' }, { name: 'n2', method: 'nat' }, { name: 'n3', method: 'nat' }], ipv6: false });
+  await lab.startServers();
+  lab.stopServer('n3'); // never healthy: it must never get traffic
+  // The checked program: down while a marker file for the host exists, else says OK.
+  const check = join(dir, 'check.sh');
+  writeFileSync(check, `#!/bin/sh\n[ -e "${dir}/down-$1" ] && exit 1\necho OK\n`);
+  chmodSync(check, 0o755);
+  const server = (name: string) => `     server ${name} {\n         address = ${lab.real(name).address4}\n         active = 1\n     }\n`;
+  const cf = join(dir, 'lvs.cf');
+  writeFileSync(
+    cf,
+    `primary = ${lab.director.address4.pub}
+network = nat
+nat_router = ${lab.natRouter4} priv
+virtual web {
+     active = 1
+     address = ${lab.vip4(0)} pub
+     port = 80
+     scheduler = rr
+     send = "GET / HTTP/1.0\\r\\n\\r\\n"
+     expect = "HTTP"
+     timeout = 1
+     reentry = 2
+${server('n1')}${server('n2')}${server('n3')}}
+virtual prog {
+     active = 1
+     address = ${lab.vip4(1)} pub
+     port = 80
+     scheduler = rr
+     send_program = "${check} %h ;touch ${injected}"
+     expect = "OK"
+     timeout = 1
+     reentry = 1
+     quiesce_server = 1
+${server('n1')}${server('n2')}}
+`,
+  );
+  daemon = await startDaemon({ config: cf, socket: join(dir, 'lvsd.sock'), netns: lab.director.ns.name, announce: { count: 1 }, logger: log });
+  await waitFor('n1 and n2 up in both services', () => Object.keys(reals(lab.vip4(0))).length === 2 && Object.keys(reals(lab.vip4(1))).length === 2);
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('health checks (nanny) in the lab', () => {
+  it('a real whose server never answered was never in the table (reals start down)', async () => {
+    expect(reals(lab.vip4(0))).toEqual({ n1: 1, n2: 1 });
+    const r = await httpLoad(lab, { url: url(lab.vip4(0)), count: 10, concurrency: 1 });
+    expect(r.byReal).toEqual({ n1: 5, n2: 5 });
+    expect(log.lines.some((l) => /real n3 .* down: connect refused/.test(l.msg))).toBe(true);
+  });
+
+  it('a stopped server leaves the table, no new connection reaches it, and it is back after reentry', async () => {
+    lab.stopServer('n2');
+    await waitFor('n2 out of the table', () => !('n2' in reals(lab.vip4(0))));
+    const during = await httpLoad(lab, { url: url(lab.vip4(0)), count: 10, concurrency: 1 });
+    expect(during.byReal).toEqual({ n1: 10 });
+    expect(during.failed).toBe(0);
+    expect(log.lines.some((l) => l.level === 'warn' && /real n2 198\.18\.1\.12:80 down: /.test(l.msg))).toBe(true);
+    await lab.startServer('n2');
+    await waitFor('n2 back', () => 'n2' in reals(lab.vip4(0)));
+    const after = await httpLoad(lab, { url: url(lab.vip4(0)), count: 10, concurrency: 1 });
+    expect(after.byReal).toEqual({ n1: 5, n2: 5 });
+  });
+
+  it('quiesce_server: a failing real keeps its connections at weight 0 and gets no new ones; send_program runs without a shell', async () => {
+    const long = lab.run(lab.client.ns, 'curl', ['-sS', '--max-time', '30', url(lab.vip4(1), '/slow?seconds=4')]);
+    await waitFor('the long transfer to be in the table', async () => (await daemon.director.dataplane!.listConnections()).some((c) => c.virtual.address === lab.vip4(1) && c.state === 'ESTABLISHED'));
+    const conn = (await daemon.director.dataplane!.listConnections()).find((c) => c.virtual.address === lab.vip4(1) && c.state === 'ESTABLISHED')!;
+    const busy = lab.reals.find((r) => r.address4 === conn.destination.address)!;
+    const other = busy.name === 'n1' ? 'n2' : 'n1';
+    writeFileSync(join(dir, `down-${busy.address4}`), '');
+    await waitFor(`${busy.name} quiesced`, () => reals(lab.vip4(1))[busy.name] === 0);
+    const during = await httpLoad(lab, { url: url(lab.vip4(1)), count: 6, concurrency: 1 });
+    expect(during.byReal).toEqual({ [other]: 6 });
+    expect((await long).stdout).toBe('.'.repeat(40));
+    unlinkSync(join(dir, `down-${busy.address4}`));
+    await waitFor(`${busy.name} back`, () => reals(lab.vip4(1))[busy.name] === 1);
+    // "%h ;touch FILE" reached the program as arguments; no shell ever ran the touch.
+    expect(existsSync(injected)).toBe(false);
+  });
+
+  it('the control socket reports every checked real, up or down, and why', async () => {
+    const { ControlClient } = await import('../../src/cli/client.js');
+    const c = await ControlClient.connect(daemon.socket);
+    try {
+      const status = JSON.stringify(await c.request({ op: 'health' }));
+      expect(status).toContain('n3');
+      expect(status).toContain('connect refused');
+    } finally {
+      c.close();
+    }
+  });
+});
