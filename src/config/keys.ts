@@ -10,7 +10,7 @@ import { SCHEDULERS, type ForwardingMethod, type Protocol, type SchedulerFlag, t
 import type { LvsErrorCode } from '../errors.js';
 import { parseAddress } from '../net/address.js';
 import type { Token } from './lexer.js';
-import { defaultGlobals, defaultServer, defaultVirtual, type FwmarkRule, type Globals, type LoadMonitor, type NatRouterSetting, type RealServer, type VirtualServer } from './model.js';
+import { defaultGlobals, defaultServer, defaultVirtual, type CheckLine, type FwmarkRule, type Globals, type LoadMonitor, type NatRouterSetting, type RealServer, type VirtualServer } from './model.js';
 
 export type Scope = 'global' | 'virtual' | 'server';
 
@@ -474,6 +474,23 @@ export const VIRTUAL_KEYS: KeySpec<VirtualServer>[] = [
   scalar<VirtualServer, 'protocol'>('virtual', 'protocol', 'protocol', (t) => readEnum<Protocol>(t, ['tcp', 'udp']), String, V.protocol),
   scalar<VirtualServer, 'timeout'>('virtual', 'timeout', 'timeout', (t) => readInt(t, 1, 86400), num, V.timeout),
   scalar<VirtualServer, 'reentry'>('virtual', 'reentry', 'reentry', (t) => readInt(t, 0, 7 * 86400), num, V.reentry),
+  scalar<VirtualServer, 'interval'>('virtual', 'interval', 'interval', (t) => readSeconds(t, 86400), num, undefined, 'interval = SECONDS'),
+  scalar<VirtualServer, 'rise'>('virtual', 'rise', 'rise', (t) => readInt(t, 1, 1000), num, undefined, 'rise = CHECKS'),
+  scalar<VirtualServer, 'fall'>('virtual', 'fall', 'fall', (t) => readInt(t, 1, 1000), num, undefined, 'fall = CHECKS'),
+  {
+    key: 'check',
+    scope: 'virtual',
+    args: [1, 20],
+    repeats: true,
+    usage: 'check = tcp|udp|http|https|dns NAME|agent PORT [port N] [path P] [host H] [status A-B] [body "REGEX"] [type T] [rcode R] [send "S"]',
+    read(v, tokens, ctx) {
+      const c = readCheck(tokens, ctx);
+      v.checks.push(c);
+      return { canonical: formatCheck(c), replaced: -1 };
+    },
+    values: (v) => v.checks.map(formatCheck),
+    isDefault: (v) => v.checks.length === 0,
+  },
   scalar<VirtualServer, 'quiesceServer'>('virtual', 'quiesce_server', 'quiesceServer', readBool, bool, V.quiesceServer),
   scalar<VirtualServer, 'tunnelType'>('virtual', 'tunnel_type', 'tunnelType', readTunnelType, String, undefined, 'tunnel_type = ipip'),
   inert('virtual', 'client_monitor', anyString, 'ignored: lvsd checks real servers itself (there is no nanny)'),
@@ -484,6 +501,93 @@ export const VIRTUAL_KEYS: KeySpec<VirtualServer>[] = [
   inert('virtual', 'start_cmd', anyString, 'ignored: it is for failover services (service = fos) only'),
   inert('virtual', 'stop_cmd', anyString, 'ignored: it is for failover services (service = fos) only'),
 ];
+
+const CHECK_KINDS = ['tcp', 'udp', 'http', 'https', 'dns', 'agent'] as const;
+
+/** `check = KIND [ARG] [option value]...` (see CheckLine). */
+export function readCheck(tokens: Token[], ctx: ValueContext): CheckLine {
+  const kind = tokens[0]!.text as CheckLine['kind'];
+  if (!(CHECK_KINDS as readonly string[]).includes(kind)) throw new ValueError(`expected one of ${CHECK_KINDS.join(', ')} first, got ${JSON.stringify(kind)} (e.g. check = http path /health)`);
+  const c: CheckLine = { kind };
+  let i = 1;
+  if (kind === 'dns') {
+    const name = tokens[i++];
+    if (!name) throw new ValueError('check = dns NAME: the name to ask for is missing');
+    c.name = name.text;
+  }
+  if (kind === 'agent') {
+    const port = tokens[i++];
+    if (!port) throw new ValueError('check = agent PORT: the agent port is missing');
+    c.port = readPort(port, ctx, 1);
+  }
+  const allowed: Record<CheckLine['kind'], string[]> = {
+    tcp: ['port'],
+    udp: ['port'],
+    http: ['port', 'path', 'host', 'status', 'body'],
+    https: ['port', 'path', 'host', 'status', 'body'],
+    dns: ['port', 'type', 'rcode'],
+    agent: ['send'],
+  };
+  for (; i < tokens.length; i += 2) {
+    const opt = tokens[i]!.text;
+    const val = tokens[i + 1];
+    if (!allowed[kind].includes(opt)) throw new ValueError(`check = ${kind}: unknown option ${JSON.stringify(opt)} (expected ${allowed[kind].join(', ') || 'none'})`);
+    if (!val) throw new ValueError(`check = ${kind}: ${opt} needs a value`);
+    switch (opt) {
+      case 'port':
+        c.port = readPort(val, ctx, 1);
+        break;
+      case 'path':
+        if (!val.text.startsWith('/')) throw new ValueError(`path must start with /, got ${JSON.stringify(val.text)}`);
+        c.path = val.text;
+        break;
+      case 'host':
+        c.host = val.text;
+        break;
+      case 'status': {
+        const m = /^(\d{3})(?:-(\d{3}))?$/.exec(val.text);
+        if (!m || Number(m[1]) > Number(m[2] ?? m[1])) throw new ValueError(`status: expected CODE or FROM-TO (e.g. 200-299), got ${JSON.stringify(val.text)}`);
+        c.status = [Number(m[1]), Number(m[2] ?? m[1])];
+        break;
+      }
+      case 'body':
+        try {
+          new RegExp(val.text);
+        } catch (e) {
+          throw new ValueError(`body: not a regular expression: ${(e as Error).message}`);
+        }
+        c.body = val.text;
+        break;
+      case 'type':
+        if (!['A', 'AAAA', 'SOA', 'NS'].includes(val.text)) throw new ValueError(`type: expected A, AAAA, SOA or NS, got ${JSON.stringify(val.text)}`);
+        c.type = val.text as CheckLine['type'];
+        break;
+      case 'rcode':
+        if (!['NOERROR', 'NXDOMAIN', 'any'].includes(val.text)) throw new ValueError(`rcode: expected NOERROR, NXDOMAIN or any, got ${JSON.stringify(val.text)}`);
+        c.rcode = val.text as CheckLine['rcode'];
+        break;
+      case 'send':
+        c.send = val.text;
+        break;
+    }
+  }
+  return c;
+}
+
+export function formatCheck(c: CheckLine): string {
+  const out: string[] = [c.kind];
+  if (c.kind === 'dns') out.push(word(c.name!));
+  if (c.kind === 'agent') out.push(String(c.port));
+  else if (c.port !== undefined) out.push('port', String(c.port));
+  if (c.path !== undefined) out.push('path', word(c.path));
+  if (c.host !== undefined) out.push('host', word(c.host));
+  if (c.status) out.push('status', c.status[0] === c.status[1] ? String(c.status[0]) : `${c.status[0]}-${c.status[1]}`);
+  if (c.body !== undefined) out.push('body', quoted(c.body));
+  if (c.type !== undefined) out.push('type', c.type);
+  if (c.rcode !== undefined) out.push('rcode', c.rcode);
+  if (c.send !== undefined) out.push('send', quoted(c.send));
+  return out.join(' ');
+}
 
 export function virtualAddressText(v: VirtualServer): string {
   return v.device === undefined ? `${v.address}` : `${v.address} ${v.device}`;

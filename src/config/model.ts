@@ -26,6 +26,26 @@ export interface NatRouterSetting {
 }
 
 /** One `fwmark_rule = [tcp|udp|any] [PORTS] [to DEST] [from SOURCE]` line of a virtual. */
+/** `check = KIND ...` (lvsd): a health check beyond Piranha's send/expect. Several may stand
+ *  in a virtual; a real is up only when all of them pass. tcp and udp use the virtual's
+ *  send/expect/use_regex. */
+export interface CheckLine {
+  kind: 'tcp' | 'udp' | 'http' | 'https' | 'dns' | 'agent';
+  /** Default: the real's port (agent: required). */
+  port?: number;
+  /** http/https: the path (default /), Host header, status range (default 200-399), body regex. */
+  path?: string;
+  host?: string;
+  status?: [number, number];
+  body?: string;
+  /** dns: the name asked, its type (default A) and the rcode wanted (default NOERROR). */
+  name?: string;
+  type?: 'A' | 'AAAA' | 'SOA' | 'NS';
+  rcode?: 'NOERROR' | 'NXDOMAIN' | 'any';
+  /** agent: what to send first (HAProxy's agent-send). */
+  send?: string;
+}
+
 export interface FwmarkRule {
   /** `any`: every protocol. */
   protocol: Protocol | 'any';
@@ -132,6 +152,12 @@ export interface VirtualServer {
   timeout: number;
   /** Seconds, default 180. */
   reentry: number;
+  /** lvsd: seconds between checks (default `timeout`, as nanny); consecutive passes to come back
+   *  (default reentry / interval) and failures to go down (default 1). */
+  interval?: number;
+  rise?: number;
+  fall?: number;
+  checks: CheckLine[];
   quiesceServer: boolean;
   sorryServer?: string;
   tunnelType?: 'ipip';
@@ -263,6 +289,7 @@ export function defaultVirtual(name: string): VirtualServer {
     loadMonitor: 'none',
     timeout: 10,
     reentry: 180,
+    checks: [],
     quiesceServer: false,
     inert: {},
     servers: [],
@@ -289,6 +316,7 @@ export function withoutLayout(cfg: LvsConfig): LvsConfig {
       ...v,
       schedulerFlags: [...v.schedulerFlags],
       fwmarkRules: v.fwmarkRules.map((r) => ({ ...r, ports: r.ports.map((p) => (Array.isArray(p) ? [p[0], p[1]] as [number, number] : p)) })),
+      checks: v.checks.map((c) => ({ ...c, ...(c.status ? { status: [c.status[0], c.status[1]] as [number, number] } : {}) })),
       inert: { ...v.inert },
       servers: v.servers.map(({ layout: _s, ...s }) => ({ ...s })),
     })),

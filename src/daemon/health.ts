@@ -10,7 +10,7 @@
  * A new or restarted lvsd starts every checked real down until its first check passes.
  * Reals added at run time with lvsadm are not checked (as nanny never checked them).
  */
-import type { LvsConfig } from '../config/model.js';
+import { checkPort, type CheckLine, type LvsConfig } from '../config/model.js';
 import { serviceId } from '../director/director.js';
 import type { DirectorConfig, DirectorService } from '../director/types.js';
 import { makeProbe } from '../health/checks/index.js';
@@ -34,35 +34,50 @@ export function healthChecks(cfg: LvsConfig, dc: DirectorConfig): RealCheck[] {
     if (!s) return;
     const servers = v.servers.filter((x) => x.active && x.address !== undefined);
     if (servers.length === 0) return; // only the sorry server: nothing to check
-    const timing = piranhaTiming(v.timeout > 0 ? v.timeout : 10, v.reentry);
-    const spec: CheckSpec = v.sendProgram
-      ? { kind: 'program', command: v.sendProgram, ...(v.expect !== undefined ? { expect: v.expect } : {}) }
-      : {
-          kind: !('fwmark' in s) && s.protocol === 'udp' ? 'udp' : 'tcp',
-          ...(v.send !== undefined ? { send: v.send } : {}),
-          ...(v.expect !== undefined ? { expect: v.expect } : {}),
-          ...(v.useRegex ? { regex: true } : {}),
-        };
+    const timeout = v.timeout > 0 ? v.timeout : 10;
+    const intervalS = v.interval ?? timeout;
+    const timing = piranhaTiming(intervalS, v.reentry);
+    const exchange = { ...(v.send !== undefined ? { send: v.send } : {}), ...(v.expect !== undefined ? { expect: v.expect } : {}), ...(v.useRegex ? { regex: true } : {}) };
+    // lvsd's `check` lines, all of which must pass; else Piranha's one check.
+    const specs: CheckSpec[] = v.checks.length
+      ? v.checks.map((c) => checkSpec(c, exchange))
+      : [v.sendProgram ? { kind: 'program', command: v.sendProgram, ...(v.expect !== undefined ? { expect: v.expect } : {}) } : { kind: !('fwmark' in s) && s.protocol === 'udp' ? 'udp' : 'tcp', ...exchange }];
     servers.forEach((srv, k) => {
       const r = s.reals[k];
       if (!r) return;
-      const port = r.port ?? ('fwmark' in s ? v.port : s.port);
       out.push({
         id: realCheckId(s, r.address, r.port),
         name: srv.name,
         group: serviceId(s),
-        target: { address: parseAddress(r.address).text, port: port || v.port },
-        probes: [makeProbe(spec)],
-        intervalMs: timing.intervalMs,
-        timeoutMs: timing.timeoutMs,
-        rise: timing.rise,
-        fall: timing.fall,
+        // The real's own port if it has one (a DR real's `port` is only for its checks), else the virtual's.
+        target: { address: parseAddress(r.address).text, port: checkPort(v, srv) },
+        probes: specs.map(makeProbe),
+        intervalMs: intervalS * 1000,
+        timeoutMs: timeout * 1000,
+        rise: v.rise ?? timing.rise,
+        fall: v.fall ?? timing.fall,
         weight: r.weight ?? 1,
         quiesce: v.quiesceServer,
       });
     });
   });
   return out;
+}
+
+function checkSpec(c: CheckLine, exchange: { send?: string; expect?: string; regex?: boolean }): CheckSpec {
+  const port = c.port !== undefined ? { port: c.port } : {};
+  switch (c.kind) {
+    case 'tcp':
+    case 'udp':
+      return { kind: c.kind, ...port, ...exchange };
+    case 'http':
+    case 'https':
+      return { kind: c.kind, ...port, ...(c.path ? { path: c.path } : {}), ...(c.host ? { host: c.host } : {}), ...(c.status ? { status: c.status } : {}), ...(c.body ? { body: c.body } : {}) };
+    case 'dns':
+      return { kind: 'dns', ...port, name: c.name!, ...(c.type ? { type: c.type } : {}), ...(c.rcode ? { expectRcode: c.rcode } : {}) };
+    case 'agent':
+      return { kind: 'agent', port: c.port!, ...(c.send !== undefined ? { send: c.send } : {}) };
+  }
 }
 
 export interface Verdict {

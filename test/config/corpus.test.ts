@@ -77,6 +77,7 @@ const CODES: Record<string, LvsErrorCode[]> = {
   'quote-mismatch.cf': ['LVS_CONFIG_SYNTAX', 'LVS_CONFIG_SYNTAX'],
   'stray-brace.cf': ['LVS_CONFIG_SYNTAX', 'LVS_CONFIG_SYNTAX'],
   'trailing-comment.cf': ['LVS_CONFIG_SYNTAX', 'LVS_CONFIG_SYNTAX'],
+  'bad-check.cf': Array(7).fill('LVS_CONFIG_VALUE'),
   'unclosed-block.cf': ['LVS_CONFIG_SYNTAX'],
   'unknown-key.cf': Array(4).fill('LVS_CONFIG_UNKNOWN_KEY'),
 };

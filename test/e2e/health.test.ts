@@ -58,10 +58,35 @@ virtual prog {
      reentry = 1
      quiesce_server = 1
 ${server('n1')}${server('n2')}}
+virtual weighted {
+     active = 1
+     address = ${lab.vip4(2)} pub
+     port = 80
+     scheduler = wrr
+     timeout = 1
+     reentry = 1
+     check = http path / status 200
+     check = agent 9999
+${server('n1').replace('active = 1', 'active = 1\n         weight = 10')}${server('n2').replace('active = 1', 'active = 1\n         weight = 10')}}
+virtual missing {
+     active = 1
+     address = ${lab.vip4(3)} pub
+     port = 80
+     scheduler = rr
+     timeout = 1
+     check = http path /missing status 200-299
+${server('n1')}}
 `,
   );
+  // A HAProxy-style agent in n1 and n2: it answers each connection with its file's line.
+  for (const name of ['n1', 'n2']) {
+    writeFileSync(join(dir, `agent-${name}`), '100%\n');
+    const script = "const fs=require('fs');require('net').createServer((s)=>{s.end(fs.readFileSync(process.argv[1]));}).listen(9999,()=>console.log('ready'))";
+    const agent = lab.real(name).ns.spawn(process.execPath, ['-e', script, join(dir, `agent-${name}`)]);
+    await new Promise<void>((resolve) => agent.stdout!.once('data', () => resolve()));
+  }
   daemon = await startDaemon({ config: cf, socket: join(dir, 'lvsd.sock'), netns: lab.director.ns.name, announce: { count: 1 }, logger: log });
-  await waitFor('n1 and n2 up in both services', () => Object.keys(reals(lab.vip4(0))).length === 2 && Object.keys(reals(lab.vip4(1))).length === 2);
+  await waitFor('n1 and n2 up', () => Object.keys(reals(lab.vip4(0))).length === 2 && Object.keys(reals(lab.vip4(1))).length === 2 && Object.keys(reals(lab.vip4(2))).length === 2);
 });
 
 afterAll(async () => {
@@ -105,6 +130,24 @@ describe('health checks (nanny) in the lab', () => {
     await waitFor(`${busy.name} back`, () => reals(lab.vip4(1))[busy.name] === 1);
     // "%h ;touch FILE" reached the program as arguments; no shell ever ran the touch.
     expect(existsSync(injected)).toBe(false);
+  });
+
+  it('agent-check: weights the agent reports show in the table and in the traffic split', async () => {
+    expect(reals(lab.vip4(2))).toEqual({ n1: 10, n2: 10 });
+    writeFileSync(join(dir, 'agent-n1'), '50%\n');
+    await waitFor('n1 at half weight', () => reals(lab.vip4(2)).n1 === 5);
+    const r = await httpLoad(lab, { url: url(lab.vip4(2)), count: 15, concurrency: 1 });
+    expect(r.byReal).toEqual({ n1: 5, n2: 10 });
+    writeFileSync(join(dir, 'agent-n1'), 'drain\n');
+    await waitFor('n1 drained', () => reals(lab.vip4(2)).n1 === 0);
+    expect((await httpLoad(lab, { url: url(lab.vip4(2)), count: 4, concurrency: 1 })).byReal).toEqual({ n2: 4 });
+    writeFileSync(join(dir, 'agent-n1'), 'ready 100%\n');
+    await waitFor('n1 back at full weight', () => reals(lab.vip4(2)).n1 === 10);
+  });
+
+  it('an HTTP check wanting 2xx keeps a real answering 404 out, and says so', () => {
+    expect(reals(lab.vip4(3))).toEqual({});
+    expect(log.lines.some((l) => /real n1 198\.18\.1\.11:80 down: .*404/.test(l.msg))).toBe(true);
   });
 
   it('the control socket reports every checked real, up or down, and why', async () => {
