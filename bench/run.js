@@ -18,8 +18,8 @@ const benches = [
   { title: 'Memory with 1M connection entries', file: 'rss.js', args: [], node: ['--expose-gc'] },
   { title: 'Scheduling: Maglev table build, and new connections/s per scheduler on one core', file: 'sched.js', args: quick ? ['--quick'] : [], node: [] },
   { title: 'Control plane (benchmark.js)', file: 'control.js', args: [], node: [] },
-  { title: 'Health engine: 10,000 TCP checks at 1 s intervals, event-loop delay and CPU', file: 'health.js', args: quick ? ['--quick'] : [], node: [] },
-  // These two build the namespace lab (src/lab/lab.ts): root only.
+  // These make network namespaces (health.js its own; net.js and conn.js the lab): root only.
+  { title: 'Health engine: 10,000 TCP checks at 1 s intervals, event-loop delay and CPU', file: 'health.js', args: quick ? ['--quick'] : [], node: [], needsRoot: true },
   { title: 'Packet rate through the director: 64-byte UDP on the namespace lab, against the raw ceiling and nftables', file: 'net.js', args: quick ? ['--quick'] : [], node: [], needsRoot: true },
   { title: 'Connection rate through the director: wrk, one connection per request, against HAProxy', file: 'conn.js', args: quick ? ['--quick'] : [], node: [], needsRoot: true },
 ];

@@ -15,8 +15,8 @@ import { LvsError, isLvsError } from '../errors.js';
 import { parseAddress } from '../net/address.js';
 import type { ConfigMessage } from '../config/model.js';
 import { loadConfig, saveRunningConfig } from './lvscf.js';
-import { effectiveConfig, healthChecks, type Verdict } from './health.js';
-import { HealthEngine, type ChangeEvent, type RealCheck, type WeightEvent } from '../health/engine.js';
+import { effectiveConfig, healthChecks, sorryServers, type Verdict } from './health.js';
+import { HealthEngine, type ChangeEvent, type RealCheck, type SorryEvent, type WeightEvent } from '../health/engine.js';
 import { native } from '../dataplane/native.js';
 import type { LvsConfig } from '../config/model.js';
 import type { ServiceLike } from '../config/index.js';
@@ -68,6 +68,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const verdicts = new Map<string, Verdict>();
   const engine = new HealthEngine({ logger: log });
   const planChecks = (lvs: LvsConfig): RealCheck[] => {
+    for (const v of lvs.virtuals) {
+      if (v.active && v.loadMonitor !== 'none') {
+        log.warn({ event: 'config-warning', virtual: v.name, field: 'load_monitor' }, `virtual ${v.name}: load_monitor = ${v.loadMonitor} is not run (no rup/ruptime/rsh); run an agent on the reals and add "check = agent PORT" (docs/lvs.cf.md)`);
+      }
+    }
     const checks = healthChecks(lvs, configured);
     const ids = new Set(checks.map((c) => c.id));
     for (const id of verdicts.keys()) if (!ids.has(id)) verdicts.delete(id);
@@ -75,8 +80,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     for (const c of checks) if (!verdicts.has(c.id)) verdicts.set(c.id, { up: false, quiesced: c.quiesce });
     return checks;
   };
+  // Sorry servers: configured per service; standing in (active) while its reals are all down.
+  let sorry = sorryServers(loaded.lvs, configured);
+  const sorryActive = new Map<string, DirectorRealServer>();
+  const engineSorry = () => Object.fromEntries([...sorry].map(([g, r]) => [g, { target: { address: parseAddress(r.address).text, port: r.port ?? 0 }, weight: r.weight ?? 1 }]));
+  const effective = () => effectiveConfig(configured, verdicts, sorryActive);
   const checks = planChecks(loaded.lvs);
-  const director = new Director(effectiveConfig(configured, verdicts));
+  const director = new Director(effective());
   await director.start();
 
   // Verdicts arrive one by one; each burst becomes one difference for the director.
@@ -86,7 +96,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     applyPending = true;
     setImmediate(() => {
       applyPending = false;
-      director.apply(effectiveConfig(configured, verdicts)).catch((e: Error) => log.error({ event: 'health-apply-failed', err: e.message }, `applying health results failed: ${e.message}`));
+      director.apply(effective()).catch((e: Error) => log.error({ event: 'health-apply-failed', err: e.message }, `applying health results failed: ${e.message}`));
     });
   };
   engine.on('change', (ev: ChangeEvent) => {
@@ -99,7 +109,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     v.agentWeight = ev.weight;
     applyVerdicts();
   });
-  engine.set(checks);
+  engine.on('sorry', (ev: SorryEvent) => {
+    const r = sorry.get(ev.group);
+    if (ev.active && r) sorryActive.set(ev.group, r);
+    else sorryActive.delete(ev.group);
+    log.warn({ event: 'sorry-server', group: ev.group, active: ev.active }, ev.active ? `${ev.group}: every real server is down; sorry server ${ev.server.target.address} takes over` : `${ev.group}: a real server is back; sorry server out`);
+    applyVerdicts();
+  });
+  engine.set(checks, engineSorry());
 
   const rates = new RateBook();
   const timer = setInterval(() => rates.sample(director), ESTIMATOR_PERIOD_MS);
@@ -122,12 +139,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       configured = { ...next.director, ...overrides() };
       let summary: ApplySummary;
       try {
-        summary = await director.apply(effectiveConfig(configured, verdicts));
+        summary = await director.apply(effective());
       } catch (e) {
         configured = previous;
         throw e;
       }
-      engine.set(planChecks(next.lvs));
+      sorry = sorryServers(next.lvs, configured);
+      for (const g of [...sorryActive.keys()]) if (!sorry.has(g)) sorryActive.delete(g);
+      engine.set(planChecks(next.lvs), engineSorry());
       applyVerdicts();
       log.info({ event: 'reload', file: options.config, ...summary }, `reloaded ${options.config}`);
       return { ok: true, summary };
@@ -172,7 +191,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   async function change(what: string, edit: (c: DirectorConfig) => void): Promise<null> {
     const next = structuredClone({ ...configured, logger: undefined }) as DirectorConfig;
     edit(next);
-    const summary = await director.apply(effectiveConfig({ ...next, logger: log }, verdicts));
+    const summary = await director.apply(effectiveConfig({ ...next, logger: log }, verdicts, sorryActive));
     configured = { ...next, logger: log };
     log.info({ event: 'control-change', what, ...summary }, `${what} (control socket)`);
     return null;

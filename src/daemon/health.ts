@@ -12,7 +12,7 @@
  */
 import { checkPort, type CheckLine, type LvsConfig } from '../config/model.js';
 import { serviceId } from '../director/director.js';
-import type { DirectorConfig, DirectorService } from '../director/types.js';
+import type { DirectorConfig, DirectorRealServer, DirectorService } from '../director/types.js';
 import { makeProbe } from '../health/checks/index.js';
 import { piranhaTiming, type RealCheck } from '../health/engine.js';
 import type { CheckSpec } from '../health/types.js';
@@ -80,6 +80,19 @@ function checkSpec(c: CheckLine, exchange: { send?: string; expect?: string; reg
   }
 }
 
+/** Each service's sorry server (Piranha's sorry_server): the real it gets when all of its own are down. */
+export function sorryServers(cfg: LvsConfig, dc: DirectorConfig): Map<string, DirectorRealServer> {
+  const out = new Map<string, DirectorRealServer>();
+  const virtuals = cfg.virtuals.filter((v) => v.active && (v.fwmark || v.address !== undefined));
+  virtuals.forEach((v, i) => {
+    const s = dc.services[i];
+    if (!s || v.sorryServer === undefined) return;
+    if (!v.servers.some((x) => x.active && x.address !== undefined)) return; // already its only real
+    out.set(serviceId(s), { address: v.sorryServer, port: v.fwmark ? 0 : v.port, weight: 1, method: cfg.globals.network });
+  });
+  return out;
+}
+
 export interface Verdict {
   up: boolean;
   /** Down and quiesce_server: kept with weight 0 (connections drain); else out of the table. */
@@ -88,18 +101,20 @@ export interface Verdict {
   agentWeight?: number;
 }
 
-/** The configuration the director runs: `configured`, with each checked real's verdict applied. */
-export function effectiveConfig(configured: DirectorConfig, verdicts: Map<string, Verdict>): DirectorConfig {
+/** The configuration the director runs: `configured`, with each checked real's verdict applied,
+ *  and the sorry server of every service whose reals are all down (`sorry`: active ones). */
+export function effectiveConfig(configured: DirectorConfig, verdicts: Map<string, Verdict>, sorry: Map<string, DirectorRealServer> = new Map()): DirectorConfig {
   return {
     ...configured,
-    services: configured.services.map((s) => ({
-      ...s,
-      reals: s.reals.flatMap((r) => {
+    services: configured.services.map((s) => {
+      const reals = s.reals.flatMap((r) => {
         const v = verdicts.get(realCheckId(s, r.address, r.port));
         if (!v) return [r];
         if (!v.up) return v.quiesced ? [{ ...r, weight: 0 }] : [];
         return [{ ...r, weight: v.agentWeight ?? r.weight ?? 1 }];
-      }),
-    })) as DirectorService[],
+      });
+      const standIn = sorry.get(serviceId(s));
+      return { ...s, reals: standIn ? [...reals, standIn] : reals };
+    }) as DirectorService[],
   };
 }

@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lvsadm } from '../../src/cli/lvsadm.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import type { Lab } from '../../src/lab/lab.js';
 import { httpLoad, makeLab, memoryLogger, url, waitFor } from './setup.js';
@@ -43,7 +44,8 @@ virtual web {
      port = 80
      scheduler = rr
      send = "GET / HTTP/1.0\\r\\n\\r\\n"
-     expect = "HTTP"
+     expect = "^HTTP/1\\.[01] 200"
+     use_regex = 1
      timeout = 1
      reentry = 2
 ${server('n1')}${server('n2')}${server('n3')}}
@@ -75,6 +77,7 @@ virtual missing {
      scheduler = rr
      timeout = 1
      check = http path /missing status 200-299
+     sorry_server = ${lab.real('n2').address4}
 ${server('n1')}}
 `,
   );
@@ -138,6 +141,10 @@ describe('health checks (nanny) in the lab', () => {
     await waitFor('n1 at half weight', () => reals(lab.vip4(2)).n1 === 5);
     const r = await httpLoad(lab, { url: url(lab.vip4(2)), count: 15, concurrency: 1 });
     expect(r.byReal).toEqual({ n1: 5, n2: 10 });
+    // As an operator sees it.
+    let listing = '';
+    await lvsadm(['-L', '-n'], { stdout: (t) => (listing += t), stderr: () => {}, readStdin: async () => '', env: { LVSD_SOCKET: daemon.socket } });
+    expect(listing).toMatch(/TCP {2}198\.18\.0\.102:80 wrr\n(?: {2}-> .*\n)*? {2}-> 198\.18\.1\.11:80 +Masq +5 /);
     writeFileSync(join(dir, 'agent-n1'), 'drain\n');
     await waitFor('n1 drained', () => reals(lab.vip4(2)).n1 === 0);
     expect((await httpLoad(lab, { url: url(lab.vip4(2)), count: 4, concurrency: 1 })).byReal).toEqual({ n2: 4 });
@@ -145,9 +152,11 @@ describe('health checks (nanny) in the lab', () => {
     await waitFor('n1 back at full weight', () => reals(lab.vip4(2)).n1 === 10);
   });
 
-  it('an HTTP check wanting 2xx keeps a real answering 404 out, and says so', () => {
-    expect(reals(lab.vip4(3))).toEqual({});
+  it('an HTTP check wanting 2xx keeps a real answering 404 out and says so; the sorry server stands in', async () => {
+    await waitFor('the sorry server in place', () => JSON.stringify(reals(lab.vip4(3))) === JSON.stringify({ n2: 1 }));
     expect(log.lines.some((l) => /real n1 198\.18\.1\.11:80 down: .*404/.test(l.msg))).toBe(true);
+    expect(log.lines.some((l) => l.obj.event === 'sorry-server' && l.obj.active === true)).toBe(true);
+    expect((await httpLoad(lab, { url: url(lab.vip4(3)), count: 3, concurrency: 1 })).byReal).toEqual({ n2: 3 });
   });
 
   it('the control socket reports every checked real, up or down, and why', async () => {
