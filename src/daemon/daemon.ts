@@ -27,7 +27,9 @@ export interface DaemonOptions {
   config: string;
   /** The control socket (default /run/lvsd/lvsd.sock). */
   socket?: string;
-  /** Run the director in this named network namespace. */
+  /** Run the director in this named network namespace. The calling JS thread moves into it for
+   *  good (health checks are Node sockets and must leave from there): in lvsd that is the whole
+   *  point; an embedder that wants to stay put runs the daemon in a child process. */
   netns?: string;
   io?: IoChoice;
   workers?: number;
