@@ -48,6 +48,7 @@ export interface Daemon {
 
 const silent: Logger = { info() {}, warn() {}, error() {}, debug() {} };
 const ESTIMATOR_PERIOD_MS = 2000; // IPVS's estimator runs every 2 s
+const MAX_REQUEST_BYTES = 1 << 20;
 
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const log = options.logger ?? silent;
@@ -160,6 +161,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   }
 
   function serve(sock: Socket): void {
+    // A request is one line; one that grows past 1 MiB without ending is not a request.
+    let sinceNewline = 0;
+    sock.on('data', (chunk: Buffer) => {
+      const at = chunk.lastIndexOf(10);
+      sinceNewline = at >= 0 ? chunk.length - at - 1 : sinceNewline + chunk.length;
+      if (sinceNewline > MAX_REQUEST_BYTES) {
+        log.warn({ event: 'control-refused', bytes: sinceNewline }, 'control socket: a request line over 1 MiB; connection closed');
+        sock.destroy();
+      }
+    });
     const lines = createInterface({ input: sock, crlfDelay: Infinity });
     let queue = Promise.resolve();
     lines.on('line', (line) => {

@@ -4,6 +4,7 @@
  * reloads as a difference, a broken file changes nothing, SIGTERM stops cleanly.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,6 +157,30 @@ describe('lvsd running on lvs.cf', () => {
     expect(String(refused.err)).toMatch(/lvs\.cf:\d+:\d+ protocol/);
     const r = await httpLoad(lab, { url: url(lab.vip4(0)), count: 11, concurrency: 1 });
     expect(r.byReal).toEqual({ n1: 6, n2: 2, n3: 3 });
+  });
+
+  it('the control socket speaks versioned JSON, refuses other versions and oversized requests', async () => {
+    const talk = (payload: string | Buffer) =>
+      new Promise<{ reply: string; closed: boolean }>((resolve) => {
+        const c = connect(sock);
+        let reply = '';
+        c.on('data', (d) => (reply += d.toString()));
+        c.on('close', () => resolve({ reply, closed: true }));
+        c.on('error', () => resolve({ reply, closed: true }));
+        c.write(payload);
+        setTimeout(() => {
+          c.destroy();
+          resolve({ reply, closed: false });
+        }, 1500);
+      });
+    const hello = await talk('{"v":1,"id":1,"op":"hello"}\n');
+    expect(JSON.parse(hello.reply)).toMatchObject({ v: 1, id: 1, ok: true, result: { daemon: 'lvsd', version: 1 } });
+    const v2 = await talk('{"v":2,"id":5,"op":"list"}\n');
+    expect(JSON.parse(v2.reply)).toMatchObject({ v: 1, id: 5, ok: false, error: { code: 'LVS_PROTOCOL' } });
+    const huge = await talk(Buffer.alloc(2 << 20, 0x61));
+    expect(huge).toEqual({ reply: '', closed: true });
+    // And the daemon is as it was.
+    expect(spawnSync(process.execPath, [LVSADM, '--socket', sock, '-L', '-n'], { encoding: 'utf8' }).status).toBe(0);
   });
 
   it('SIGTERM stops it cleanly: exit 0, VIPs and the socket gone', async () => {
