@@ -77,11 +77,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       }
     }
     const checks = healthChecks(lvs, configured);
-    const ids = new Set(checks.map((c) => c.id));
-    for (const id of verdicts.keys()) if (!ids.has(id)) verdicts.delete(id);
     // A real lvsd has not checked yet is down (keepalived's alpha): no traffic before a pass.
     for (const c of checks) if (!verdicts.has(c.id)) verdicts.set(c.id, { up: false, quiesced: c.quiesce });
     return checks;
+  };
+  /** Forget the verdicts of reals no longer checked (once the configuration without them runs). */
+  const forgetOthers = (checks: RealCheck[]) => {
+    const ids = new Set(checks.map((c) => c.id));
+    for (const id of verdicts.keys()) if (!ids.has(id)) verdicts.delete(id);
   };
   // Sorry servers: configured per service; standing in (active) while its reals are all down.
   let sorry = sorryServers(loaded.lvs, configured);
@@ -130,6 +133,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     server = await listen(socketPath, (sock) => serve(sock));
   } catch (e) {
     clearInterval(timer);
+    engine.stop();
     await director.stop();
     throw e;
   }
@@ -141,15 +145,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       const previous = configured;
       configured = { ...next.director, ...overrides() };
       let summary: ApplySummary;
+      let checks: RealCheck[];
       try {
+        // New reals are seeded down before the director sees them: they join once checked.
+        checks = planChecks(next.lvs);
         summary = await director.apply(effective());
       } catch (e) {
         configured = previous;
         throw e;
       }
+      forgetOthers(checks);
       sorry = sorryServers(next.lvs, configured);
       for (const g of [...sorryActive.keys()]) if (!sorry.has(g)) sorryActive.delete(g);
-      engine.set(planChecks(next.lvs), engineSorry());
+      engine.set(checks, engineSorry());
       applyVerdicts();
       log.info({ event: 'reload', file: options.config, ...summary }, `reloaded ${options.config}`);
       return { ok: true, summary };

@@ -2,7 +2,7 @@
  * Health checks in the lab, as Piranha's nanny did them and better: lvsd on an lvs.cf with
  * send/expect and send_program checks, real servers that stop, fail and come back.
  */
-import { chmodSync, existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ let daemon: Daemon;
 const log = memoryLogger();
 const dir = mkdtempSync(join(tmpdir(), 'lvsd-health-'));
 const injected = join(dir, 'injected');
+const cf = join(dir, 'lvs.cf');
 
 /** The addresses of the reals a service has in the table now, with their weights. */
 function reals(vip: string): Record<string, number> {
@@ -32,7 +33,6 @@ beforeAll(async () => {
   writeFileSync(check, `#!/bin/sh\n[ -e "${dir}/down-$1" ] && exit 1\necho OK\n`);
   chmodSync(check, 0o755);
   const server = (name: string) => `     server ${name} {\n         address = ${lab.real(name).address4}\n         active = 1\n     }\n`;
-  const cf = join(dir, 'lvs.cf');
   writeFileSync(
     cf,
     `primary = ${lab.director.address4.pub}
@@ -157,6 +157,25 @@ describe('health checks (nanny) in the lab', () => {
     expect(log.lines.some((l) => /real n1 198\.18\.1\.11:80 down: .*404/.test(l.msg))).toBe(true);
     expect(log.lines.some((l) => l.obj.event === 'sorry-server' && l.obj.active === true)).toBe(true);
     expect((await httpLoad(lab, { url: url(lab.vip4(3)), count: 3, concurrency: 1 })).byReal).toEqual({ n2: 3 });
+  });
+
+  it('a real added by a reload joins only once it has passed a check', async () => {
+    const text = readFileSync(cf, 'utf8');
+    const n3 = `     server n3 {\n         address = ${lab.real('n3').address4}\n         active = 1\n     }\n`;
+    // n3 fails prog's check (its marker file says so): added to "prog" it must never carry traffic.
+    writeFileSync(join(dir, `down-${lab.real('n3').address4}`), '');
+    writeFileSync(cf, text.replace(/(virtual prog \{[\s\S]*?)(\}\nvirtual weighted)/, `$1${n3}$2`));
+    const r = await daemon.reload();
+    expect(r.ok).toBe(true);
+    // quiesce_server: an unchecked (or failing) real sits at weight 0, never taking a connection.
+    expect(reals(lab.vip4(1))).toEqual({ n1: 1, n2: 1, n3: 0 });
+    await waitFor('n3 checked in prog', () => log.lines.some((l) => /real n3 .*down: /.test(l.msg) && String(l.obj.id ?? '').startsWith(`TCP ${lab.vip4(1)} 80`)));
+    expect(reals(lab.vip4(1))).toEqual({ n1: 1, n2: 1, n3: 0 });
+    const load = await httpLoad(lab, { url: url(lab.vip4(1)), count: 6, concurrency: 1 });
+    expect(load.byReal).toEqual({ n1: 3, n2: 3 });
+    writeFileSync(cf, text);
+    expect((await daemon.reload()).ok).toBe(true);
+    expect(reals(lab.vip4(1))).toEqual({ n1: 1, n2: 1 });
   });
 
   it('the control socket reports every checked real, up or down, and why', async () => {
