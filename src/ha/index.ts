@@ -1,0 +1,4 @@
+/** High availability (Piranha's pulse): the heartbeat wire, its transport and the election. */
+export * from './heartbeat-wire.js';
+export * from './heartbeat.js';
+export * from './election.js';
