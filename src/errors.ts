@@ -44,6 +44,7 @@ export type LvsErrorCode =
   | 'LVS_NO_SUCH_DEVICE'
   | 'LVS_NEIGHBOUR'     // a real's or next hop's MAC address could not be resolved
   | 'LVS_HOST'          // another host operation failed (sysctl, nftables)
+  | 'LVS_FAILOVER'      // failover cannot run as configured (role, key, partner addresses)
   | 'LVS_LAB_COMMAND'   // a command the lab ran failed
   // lvs.cf (src/config). Each error names file, line, column and the key.
   | 'LVS_CONFIG_INVALID'      // the file has errors: `errors` lists each one

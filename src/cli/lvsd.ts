@@ -170,6 +170,7 @@ export function createProgram(): Command {
     .option('--netns <name>', 'run the director in this named network namespace')
     .option('--io <kind>', 'packet I/O: auto, xdp or packet', 'auto')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--forceactive', 'failover: take over at start even if the partner is active (pulse --forceactive)')
     .action(async (o: DaemonCliOptions) => daemon(o));
   program
     .command('realserver')
@@ -196,6 +197,7 @@ interface DaemonCliOptions {
   netns?: string;
   io: string;
   logLevel: string;
+  forceactive?: boolean;
 }
 
 async function daemon(o: DaemonCliOptions): Promise<void> {
@@ -212,7 +214,7 @@ async function daemon(o: DaemonCliOptions): Promise<void> {
   }
   if (!['auto', 'xdp', 'packet'].includes(o.io)) throw new LvsError('LVS_INVALID_OPTION', `--io: expected auto, xdp or packet, got "${o.io}"`, { field: 'io' });
   const log = pino({ level: o.logLevel, base: { pid: process.pid } });
-  const d = await startDaemon({ config: o.config, socket: o.socket, io: o.io as 'auto' | 'xdp' | 'packet', logger: log, ...(o.netns ? { netns: o.netns } : {}) });
+  const d = await startDaemon({ config: o.config, socket: o.socket, io: o.io as 'auto' | 'xdp' | 'packet', logger: log, ...(o.netns ? { netns: o.netns } : {}), ...(o.forceactive ? { forceActive: true } : {}) });
   log.info({ event: 'ready', socket: d.socket }, 'lvsd running');
   const keepAlive = setInterval(() => {}, 1 << 30);
   let reloading = Promise.resolve();

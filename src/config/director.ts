@@ -147,6 +147,7 @@ export function directorConfig(cfg: LvsConfig, options: DirectorOptions = {}): D
     ...(natRouters.length ? { natRouters } : {}),
     ...(marks.length ? { marks } : {}),
     ...(Object.keys(timeouts).length ? { timeouts } : {}),
+    ...(g.arpCount !== 5 || g.arpInterval !== 1 ? { announce: { count: g.arpCount, intervalMs: Math.round(g.arpInterval * 1000) } } : {}),
   };
 }
 

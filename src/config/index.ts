@@ -5,7 +5,7 @@
 export { lex, tokenizeLine, type LexLine, type LexResult, type Token } from './lexer.js';
 export { parseConfig, readConfig, readConfigSync, resolveConfig, type HostLookup, type ParseOptions, type ParseResult } from './parse.js';
 export { formatConfig, type FormatOptions } from './format.js';
-export { writeConfig, writeConfigSync, type WriteOptions, type WriteResult } from './write.js';
+export { writeConfig, writeConfigSync, writeConfigText, type WriteOptions, type WriteResult } from './write.js';
 export { directorConfig, applyRunningState, markRules, type ApplyOptions, type DirectorOptions, type RealLike, type ServiceLike } from './director.js';
 export { validateModel, type ValidateOptions, type ValidationResult } from './validate.js';
 export { parseServices, systemServiceNames, GLOBAL_KEYS, VIRTUAL_KEYS, SERVER_KEYS, type KeySpec, type Scope, type ServiceNames } from './keys.js';

@@ -390,6 +390,18 @@ export const GLOBAL_KEYS: KeySpec<Globals>[] = [
     if (v === undefined) throw new ValueError(`integer expected, got ${JSON.stringify(t.text)}`);
     return v !== 0;
   }, bool, G.monitorLinks),
+  scalar<Globals, 'heartbeatKey'>('global', 'heartbeat_key', 'heartbeatKey', (t) => {
+    if (!t.text || t.text.includes('\0')) throw new ValueError('a file name expected');
+    return t.text;
+  }, word, undefined, 'heartbeat_key = FILE'),
+  scalar<Globals, 'heartbeatFormat'>('global', 'heartbeat_format', 'heartbeatFormat', (t) => readEnum(t, ['lvsd', 'piranha']), String, G.heartbeatFormat),
+  scalar<Globals, 'election'>('global', 'election', 'election', (t) => readEnum(t, ['pulse', 'vrrp']), String, G.election),
+  scalar<Globals, 'preempt'>('global', 'preempt', 'preempt', readBool, bool, undefined, 'preempt = 0|1'),
+  scalar<Globals, 'priority'>('global', 'priority', 'priority', (t) => readInt(t, 1, 254), num, G.priority),
+  scalar<Globals, 'vrrpId'>('global', 'vrrp_id', 'vrrpId', (t) => readInt(t, 1, 255), num, G.vrrpId),
+  scalar<Globals, 'syncPort'>('global', 'sync_port', 'syncPort', (t, ctx) => readPort(t, ctx, 0), num, G.syncPort),
+  scalar<Globals, 'arpCount'>('global', 'arp_count', 'arpCount', (t) => readInt(t, 0, 100), num, G.arpCount),
+  scalar<Globals, 'arpInterval'>('global', 'arp_interval', 'arpInterval', (t) => readSeconds(t, 60), num, G.arpInterval),
   scalar<Globals, 'syncdaemon'>('global', 'syncdaemon', 'syncdaemon', readBool, bool, G.syncdaemon),
   scalar<Globals, 'syncdIface'>('global', 'syncd_iface', 'syncdIface', (t) => readDevice(t), String, G.syncdIface),
   scalar<Globals, 'syncdId'>('global', 'syncd_id', 'syncdId', (t) => readInt(t, 0, 255), num, G.syncdId),

@@ -94,6 +94,29 @@ export interface Globals {
   rshCommand: 'rsh' | 'ssh';
   /** How tunnel-mode reals are reached; only ipip. Default ipip. */
   tunnelType: 'ipip';
+  /** lvsd extension: the shared key file for authenticated heartbeats and the sync channel.
+   *  Relative paths are relative to lvs.cf's directory. Default heartbeat.key next to lvs.cf. */
+  heartbeatKey?: string;
+  /** lvsd extension: `lvsd` (authenticated, default) or `piranha` (pulse's bare magics, for a
+   *  mixed pair during a migration; unauthenticated). */
+  heartbeatFormat: 'lvsd' | 'piranha';
+  /** lvsd extension: how the active router is chosen: `pulse` heartbeats (default) or VRRPv3. */
+  election: 'pulse' | 'vrrp';
+  /** lvsd extension: take over from a running partner at start (pulse --forceactive; VRRP
+   *  preempt). Default false for pulse, true for VRRP (RFC 5798's default). */
+  preempt?: boolean;
+  /** lvsd extension: priority 1..254 (VRRP priority; pulse: the tie rule between two nodes of
+   *  the same role). Default 100. */
+  priority: number;
+  /** lvsd extension: the VRRP virtual router id (1..255). Default 51 (keepalived's example). */
+  vrrpId: number;
+  /** lvsd extension: TCP port of the connection/configuration sync channel; 0 turns sync off.
+   *  Default 8848 (IPVS's sync port). */
+  syncPort: number;
+  /** lvsd extension: gratuitous ARPs per address on takeover (Piranha: 5). */
+  arpCount: number;
+  /** lvsd extension: seconds between them (Piranha: 1). */
+  arpInterval: number;
   /** Keys Piranha parsed and never used (heartbeat, debug_level, ...), as written. */
   inert: Record<string, string>;
 }
@@ -270,6 +293,13 @@ export function defaultGlobals(): Globals {
     hardShutdown: true,
     rshCommand: 'rsh',
     tunnelType: 'ipip',
+    heartbeatFormat: 'lvsd',
+    election: 'pulse',
+    priority: 100,
+    vrrpId: 51,
+    syncPort: 8848,
+    arpCount: 5,
+    arpInterval: 1,
     inert: {},
   };
 }

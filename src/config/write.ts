@@ -82,6 +82,25 @@ function needsChown(owner: { uid: number; gid: number } | undefined): owner is {
 export async function writeConfig(path: string, cfg: LvsConfig, options: WriteOptions = {}): Promise<WriteResult> {
   const target = await realpath(path).catch(() => path);
   const p = prepare(target, cfg, await readFile(target, 'utf8').catch(() => undefined), options);
+  await replaceAtomically(target, p.text, p.temp, p.dir, options);
+  return { file: target, serial: p.serial, config: p.written };
+}
+
+/**
+ * Replaces `path` with `text` exactly as given (no formatting, serial_no untouched), with the
+ * same guarantees as writeConfig: used for an lvs.cf pushed by the failover partner, whose
+ * bytes must stay the partner's (both sides compare digests of them). The caller validates.
+ */
+export async function writeConfigText(path: string, text: string, options: Pick<WriteOptions, 'mode' | 'beforeRename'> = {}): Promise<{ file: string }> {
+  const target = await realpath(path).catch(() => path);
+  const dir = dirname(target);
+  const temp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  await replaceAtomically(target, text, temp, dir, options);
+  return { file: target };
+}
+
+async function replaceAtomically(target: string, text: string, temp: string, dir: string, options: Pick<WriteOptions, 'mode' | 'beforeRename'>): Promise<void> {
+  const p = { text, temp, dir };
   let mode = options.mode ?? 0o644;
   let owner: { uid: number; gid: number } | undefined;
   try {
@@ -127,7 +146,6 @@ export async function writeConfig(path: string, cfg: LvsConfig, options: WriteOp
   } finally {
     if (!renamed) await unlink(p.temp).catch(() => undefined);
   }
-  return { file: target, serial: p.serial, config: p.written };
 }
 
 /** writeConfig for callers that cannot wait (same steps, same guarantees). `beforeRename`

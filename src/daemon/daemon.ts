@@ -18,6 +18,13 @@ import { loadConfig, saveRunningConfig } from './lvscf.js';
 import { effectiveConfig, healthChecks, sorryServers, type Verdict } from './health.js';
 import { HealthEngine, type ChangeEvent, type RealCheck, type SorryEvent, type WeightEvent } from '../health/engine.js';
 import { native } from '../dataplane/native.js';
+import { Host } from '../host/host.js';
+import { configDigest, readKeyFile } from '../ha/index.js';
+import { Failover, failoverRoles, type FailoverRoles } from '../ha/failover.js';
+import { Guardian } from '../ha/guardian.js';
+import { hostAddress } from '../config/model.js';
+import { readFileSync } from 'node:fs';
+import { dirname as pathDirname, resolve as pathResolve } from 'node:path';
 import type { LvsConfig } from '../config/model.js';
 import type { ServiceLike } from '../config/index.js';
 import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, type ControlMessage, type ControlResponse, type ListedService, type Rates } from './protocol.js';
@@ -36,10 +43,14 @@ export interface DaemonOptions {
   logger?: Logger;
   /** Gratuitous ARP rounds per VIP (default 5, one second apart, as pulse). */
   announce?: { count?: number; intervalMs?: number };
+  /** Failover: take over at start even if the partner is active (pulse --forceactive). */
+  forceActive?: boolean;
 }
 
 export interface Daemon {
   readonly director: Director;
+  /** The failover controller, when lvs.cf names a primary and a backup with backup_active = 1. */
+  readonly failover: Failover | null;
   readonly socket: string;
   /** Re-read lvs.cf and apply the difference; a bad file changes nothing and says why. */
   reload(): Promise<{ ok: true; summary: ApplySummary } | { ok: false; error: LvsError }>;
@@ -68,6 +79,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // What lvs.cf (and lvsadm) configure; the director runs it with the health verdicts applied.
   let configured: DirectorConfig = { ...loaded.director, ...overrides() };
   log.info({ event: 'config', file: options.config, services: configured.services.length }, `read ${options.config}: ${configured.services.length} active virtual server(s)`);
+  const ha = planFailover(loaded.lvs, options, log);
+  if (ha) Object.assign(configured, { standby: true, crashGuard: true });
   const verdicts = new Map<string, Verdict>();
   const engine = new HealthEngine({ logger: log });
   const planChecks = (lvs: LvsConfig): RealCheck[] => {
@@ -94,6 +107,21 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const checks = planChecks(loaded.lvs);
   const director = new Director(effective());
   await director.start();
+  let failover: Failover | null = null;
+  let guardian: Guardian | null = null;
+  if (ha) {
+    guardian = new Guardian(options.netns, log);
+    director.onAddressesChanged = (held) => guardian!.update(held);
+    guardian.update(director.heldAddresses());
+    failover = new Failover({ director, logger: log, ...ha.options });
+    try {
+      await failover.start();
+    } catch (e) {
+      await director.stop();
+      guardian.close();
+      throw e;
+    }
+  }
 
   // Verdicts arrive one by one; each burst becomes one difference for the director.
   let applyPending = false;
@@ -134,7 +162,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   } catch (e) {
     clearInterval(timer);
     engine.stop();
+    await failover?.stop();
     await director.stop();
+    guardian?.close();
     throw e;
   }
   log.info({ event: 'control', socket: socketPath }, `control socket ${socketPath}`);
@@ -143,7 +173,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     try {
       const next = await loadConfig(options.config, warn);
       const previous = configured;
-      configured = { ...next.director, ...overrides() };
+      configured = { ...next.director, ...overrides(), ...(ha ? { standby: true, crashGuard: true } : {}) };
+      if (ha) checkFailoverUnchanged(ha, next.lvs, options, log);
       let summary: ApplySummary;
       let checks: RealCheck[];
       try {
@@ -159,6 +190,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       for (const g of [...sorryActive.keys()]) if (!sorry.has(g)) sorryActive.delete(g);
       engine.set(checks, engineSorry());
       applyVerdicts();
+      if (failover) failover.setConfig(next.lvs.globals.serialNo, digestOf(options.config));
       log.info({ event: 'reload', file: options.config, ...summary }, `reloaded ${options.config}`);
       return { ok: true, summary };
     } catch (e) {
@@ -231,6 +263,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         return dp.getTimeouts();
       case 'health':
         return engine.status();
+      case 'status':
+        return { director: director.status(), failover: failover?.status() ?? null };
       case 'set-timeouts':
         return change('timeouts set', (c) => {
           c.timeouts = { ...c.timeouts, ...Object.fromEntries(Object.entries(m.timeouts ?? {}).filter(([, v]) => v)) };
@@ -308,6 +342,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let stopped = false;
   return {
     director,
+    failover,
     socket: socketPath,
     reload,
     async stop() {
@@ -315,6 +350,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       stopped = true;
       clearInterval(timer);
       engine.stop();
+      // Stand down first: the partner hears STOPPED and takes over at once.
+      await failover?.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       try {
         unlinkSync(socketPath);
@@ -322,8 +359,92 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         // Already gone.
       }
       await director.stop();
+      guardian?.close();
     },
   };
+}
+
+interface FailoverPlan {
+  roles: FailoverRoles;
+  options: Omit<ConstructorParameters<typeof Failover>[0], 'director' | 'logger'>;
+}
+
+function digestOf(file: string): Buffer {
+  try {
+    return configDigest(readFileSync(file));
+  } catch {
+    return Buffer.alloc(16);
+  }
+}
+
+/** The key file: heartbeat_key, relative to lvs.cf's directory; default heartbeat.key there. */
+export function keyFilePath(configFile: string, heartbeatKey: string | undefined): string {
+  return pathResolve(pathDirname(pathResolve(configFile)), heartbeatKey ?? 'heartbeat.key');
+}
+
+/** What failover lvs.cf asks for on this router (null: none), with every refusal spelled out. */
+function planFailover(lvs: LvsConfig, options: DaemonOptions, log: Logger): FailoverPlan | null {
+  const g = lvs.globals;
+  const host = (h: string | undefined) => (h === undefined ? undefined : hostAddress(lvs, h));
+  const locals = new Host(options.netns).addresses().map((a) => a.address);
+  const roles = failoverRoles({
+    ...(host(g.primary) !== undefined ? { primary: host(g.primary)! } : {}),
+    ...(host(g.primaryPrivate) !== undefined ? { primaryPrivate: host(g.primaryPrivate)! } : {}),
+    ...(host(g.backup) !== undefined ? { backup: host(g.backup)! } : {}),
+    ...(host(g.backupPrivate) !== undefined ? { backupPrivate: host(g.backupPrivate)! } : {}),
+    backupActive: g.backupActive,
+  }, locals);
+  if (roles === 'backup-inactive') {
+    // pulse's words: a backup with backup_active = 0 has nothing to do.
+    throw new LvsError('LVS_FAILOVER', 'We are backup node and backup is marked inactive -- exiting pulse (lvs.cf backup_active = 0)', { field: 'backup_active' });
+  }
+  if (!roles) return null;
+  if (g.election === 'vrrp') {
+    throw new LvsError('LVS_FAILOVER', 'election = vrrp: not available in this build of lvsd', { field: 'election' });
+  }
+  let key: Buffer | undefined;
+  if (g.heartbeatFormat === 'lvsd') {
+    const path = keyFilePath(options.config, g.heartbeatKey);
+    try {
+      key = readKeyFile(path);
+    } catch (e) {
+      const err = e as LvsError;
+      throw new LvsError('LVS_FAILOVER', `failover needs the key both routers share (lvs.cf heartbeat_key): ${err.message}. Create it with: head -c 32 /dev/urandom | base64 > ${path}; chmod 600 ${path}; and copy it to the partner`, { field: 'heartbeat_key', file: path, cause: e });
+    }
+  } else {
+    log.warn({ event: 'failover', format: 'piranha' }, 'heartbeat_format = piranha: heartbeats are not authenticated (anyone who can send UDP from the partner\'s address can make this router fail over); use it only while migrating from pulse');
+  }
+  return {
+    roles,
+    options: {
+      roles,
+      format: g.heartbeatFormat,
+      ...(key ? { key } : {}),
+      port: g.heartbeatPort,
+      keepalive: g.keepalive,
+      deadtime: g.deadtime,
+      priority: g.priority,
+      preempt: options.forceActive ?? g.preempt ?? false,
+      ...(g.activeCmd !== undefined ? { activeCmd: g.activeCmd } : {}),
+      ...(g.inactiveCmd !== undefined ? { inactiveCmd: g.inactiveCmd } : {}),
+      serialNo: g.serialNo,
+      configDigest: digestOf(options.config),
+    },
+  };
+}
+
+/** Failover settings take effect at start only; a reload that changes them says so. */
+function checkFailoverUnchanged(ha: FailoverPlan, lvs: LvsConfig, options: DaemonOptions, log: Logger): void {
+  let next: FailoverPlan | null = null;
+  try {
+    next = planFailover(lvs, options, log);
+  } catch (e) {
+    log.warn({ event: 'failover', err: (e as Error).message }, `reload: the new failover settings would not run (${(e as Error).message}); the running ones stay until lvsd restarts`);
+    return;
+  }
+  const keys = ['port', 'keepalive', 'deadtime', 'priority', 'format'] as const;
+  const changed = !next || JSON.stringify(next.roles) !== JSON.stringify(ha.roles) || keys.some((k) => next!.options[k] !== ha.options[k]);
+  if (changed) log.warn({ event: 'failover', field: 'failover' }, 'reload: failover settings (primary/backup addresses, heartbeat_port, keepalive, deadtime, priority, heartbeat_format) changed; they take effect when lvsd restarts');
 }
 
 /**

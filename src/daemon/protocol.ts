@@ -56,6 +56,7 @@ export type ControlRequest =
   | { op: 'timeouts' }
   /** The health engine's view: every checked real, up or down, and why. */
   | { op: 'health' }
+  | { op: 'status' } // director status and failover state (role, active, partner, heartbeats, sync)
   | { op: 'set-timeouts'; timeouts: Partial<Timeouts> }
   | { op: 'add-service'; service: VirtualServiceSpec }
   | { op: 'edit-service'; key: ServiceKey; changes: VirtualServiceChanges }
@@ -74,6 +75,7 @@ export interface ControlResults {
   connections: ConnectionEntry[];
   timeouts: Timeouts;
   health: unknown;
+  status: { director: unknown; failover: unknown };
   'set-timeouts': null;
   'add-service': null;
   'edit-service': null;

@@ -67,10 +67,12 @@ export class Director {
   private undo: Array<() => void | Promise<void>> = [];
   private announcing = new Set<AbortController>();
   private isRunning = false;
+  private active: boolean;
   private applying: Promise<unknown> = Promise.resolve();
 
   constructor(config: DirectorConfig) {
     this.running = validateConfig(config);
+    this.active = !config.standby;
     this.log = config.logger ?? silent;
     this.host = new Host(config.netns);
   }
@@ -117,10 +119,64 @@ export class Director {
     return run;
   }
 
+  /** Called with the addresses the director holds whenever they change (lvsd's guardian). */
+  onAddressesChanged: ((held: Array<{ device: string; address: string; prefixLength: number }>) => void) | null = null;
+
+  /** The VIPs and NAT router addresses this director brought up and holds. */
+  heldAddresses(): Array<{ device: string; address: string; prefixLength: number }> {
+    return [...this.addresses.values()].map((a) => ({ device: a.device, address: a.address, prefixLength: a.prefixLength }));
+  }
+
+  private addressesChanged(): void {
+    try {
+      this.onAddressesChanged?.(this.heldAddresses());
+    } catch (e) {
+      this.log.warn({ event: 'address-watch-failed', err: (e as Error).message }, (e as Error).message);
+    }
+  }
+
+  /** Whether the director holds its VIPs (see setActive). */
+  get isActive(): boolean {
+    return this.active;
+  }
+
+  /**
+   * Failover: take the VIPs and NAT router addresses (and announce them with gratuitous ARP /
+   * unsolicited NA), or give them up. The dataplane, its services and its connections (synced
+   * or not) are not touched either way, so a takeover is only addresses and announcements.
+   * Serialised with apply().
+   */
+  async setActive(on: boolean): Promise<void> {
+    const run = this.applying.catch(() => {}).then(() => {
+      if (!this.isRunning) throw new LvsError('LVS_MODE', 'the director is not running');
+      if (on === this.active) return;
+      this.active = on;
+      if (on) {
+        this.syncAddresses(this.running, true);
+      } else {
+        for (const c of this.announcing) c.abort();
+        this.announcing.clear();
+        this.removeAddresses();
+        this.clearAddresses(this.running);
+      }
+      this.log.info({ event: on ? 'active' : 'standby' }, on ? 'director active: virtual addresses up' : 'director standby: virtual addresses down');
+    });
+    this.applying = run;
+    return run;
+  }
+
+  /** Send the gratuitous ARPs / unsolicited NAs for every address we hold again (pulse's
+   *  "partner active: resending arps"). */
+  reannounce(): void {
+    if (!this.isRunning || !this.active) return;
+    this.announce([...this.addresses.values()]);
+  }
+
   status(): DirectorStatus {
     const info = this.dp?.info();
     return {
       running: this.isRunning,
+      active: this.isRunning && this.active,
       io: this.ioKind && info ? { kind: this.ioKind, mode: info.ports[0]?.kind ?? this.ioKind, ports: info.ports } : null,
       interfaces: [...this.ifaces.values()].map((i) => ({ id: i.id, name: i.name, ifindex: i.ifindex, mac: i.mac, ...(i.xdpMode ? { xdpMode: i.xdpMode } : {}) })),
       vips: [...this.addresses.values()].map((v) => ({ address: v.address, device: v.device })),
@@ -167,8 +223,10 @@ export class Director {
     // 5. Forwarding where the method needs it (the kernel forwards the reals' own traffic).
     this.ensureForwarding(c);
 
-    // 6. Addresses: NAT routers, then VIPs, then tell the segment.
-    this.syncAddresses(c);
+    // 6. Addresses: NAT routers, then VIPs, then tell the segment (a failover backup: none,
+    //    and none left behind by an earlier run either).
+    if (this.active) this.syncAddresses(c);
+    else this.clearAddresses(c);
 
     // 7. Keep next hops fresh and follow their changes.
     this.watchNeighbours();
@@ -208,7 +266,8 @@ export class Director {
     this.running = next;
     this.applyOwnership();
     this.ensureForwarding(next);
-    this.syncAddresses(next);
+    if (this.active) this.syncAddresses(next);
+    else this.clearAddresses(next);
     this.log.info({ event: 'applied', ...summary }, `configuration applied: ${describe(summary)}`);
     return summary;
   }
@@ -284,6 +343,7 @@ export class Director {
         const dp = new Dataplane({ ...base, io: { kind: 'xdp', interfaces, steering, ...(c.netns ? { netns: c.netns } : {}), ...(c.zeroCopy !== undefined ? { zeroCopy: c.zeroCopy } : {}) } });
         this.setDataplane(dp, 'xdp');
         this.maps = new SteeringMaps(steering);
+        if (c.crashGuard) this.installGuard();
         return;
       } catch (e) {
         for (const i of this.ifaces.values()) delete i.xdpMode;
@@ -300,6 +360,29 @@ export class Director {
     });
     const dp = new Dataplane({ ...base, io: { kind: 'packet', interfaces, ...(c.netns ? { netns: c.netns } : {}) } });
     this.setDataplane(dp, 'packet');
+  }
+
+  /**
+   * The crash guard (AF_XDP): the same nftables ingress table AF_PACKET uses, dropping in the
+   * kernel exactly what the steering program takes. While lvsd runs, nothing it owns reaches
+   * the kernel, so the table sees none of it. If lvsd dies without cleaning up (kill -9), its
+   * XDP program goes with it but the VIPs stay on the device: without the table the kernel
+   * would answer the clients of every directed connection with a reset, and forward NAT replies
+   * untranslated, until the partner's gratuitous ARPs move the traffic. With it, those packets
+   * are dropped and retransmitted to the new active router, and the connections survive.
+   */
+  private installGuard(): void {
+    const c = this.running;
+    const guard = new Suppression(c.netns ?? '', 'lvsd');
+    this.suppression = guard;
+    this.undo.push(() => {
+      try {
+        guard.remove();
+      } catch {
+        // Never installed (nft missing): said when it failed.
+      }
+      this.suppression = null;
+    });
   }
 
   private setDataplane(dp: Dataplane, kind: 'xdp' | 'packet'): void {
@@ -419,7 +502,13 @@ export class Director {
   private applyOwnership(): void {
     const o = this.ownership();
     if (this.maps) this.maps.apply(o);
-    else if (this.suppression) this.suppression.apply({ devices: [...this.ifaces.keys()], ...o });
+    if (this.suppression && this.maps) {
+      try {
+        this.suppression.apply({ devices: [...this.ifaces.keys()], ...o });
+      } catch (e) {
+        this.log.warn({ event: 'crash-guard-unavailable', err: (e as Error).message }, `crash guard unavailable (${(e as Error).message}): if lvsd is killed, the kernel may reset directed connections before the partner takes over`);
+      }
+    } else if (this.suppression) this.suppression.apply({ devices: [...this.ifaces.keys()], ...o });
     this.log.info({ event: 'steering', services: o.services.length, natReals: o.natReals.length, prefixes: o.prefixes.length }, 'traffic steering in place');
   }
 
@@ -467,8 +556,23 @@ export class Director {
     return link?.name ?? route.device;
   }
 
-  /** Bring up what `c` needs and is missing, take down what we added and it no longer needs. */
-  private syncAddresses(c: DirectorConfig): void {
+  /**
+   * A backup holds none of the addresses a failover moves: any that are up (an earlier run that
+   * was killed before it could take them down, or an operator) are taken down, so that the two
+   * routers never both answer ARP for a VIP.
+   */
+  private clearAddresses(c: DirectorConfig): void {
+    for (const a of this.desiredAddresses(c)) {
+      if (!this.host.addresses(a.device).some((x) => parseAddress(x.address).text === a.address)) continue;
+      const owner = this.host.addresses(a.device).find((x) => parseAddress(x.address).text === a.address)!;
+      this.host.delAddress(a.device, a.address, owner.prefixLength);
+      this.log.warn({ event: 'address-down', device: a.device, address: a.address, what: a.what }, `${a.what} ${a.address} was up on ${a.device} while this router is the backup; taken down`);
+    }
+  }
+
+  /** Bring up what `c` needs and is missing, take down what we added and it no longer needs.
+   *  `takeover`: addresses already up are announced too (a takeover must move them). */
+  private syncAddresses(c: DirectorConfig, takeover = false): void {
     const want = new Map(this.desiredAddresses(c).map((a) => [`${a.device} ${a.address}`, a]));
     for (const [k, a] of this.addresses) {
       if (want.has(k)) continue;
@@ -480,6 +584,7 @@ export class Director {
     for (const [k, a] of want) {
       if (this.addresses.has(k)) continue;
       if (this.host.addresses(a.device).some((x) => parseAddress(x.address).text === a.address)) {
+        if (takeover) fresh.push(a);
         this.log.warn({ event: 'address-exists', device: a.device, address: a.address }, `${a.what} ${a.address} is already on ${a.device}; leaving it as it is`);
         continue;
       }
@@ -488,6 +593,7 @@ export class Director {
       fresh.push(a);
       this.log.info({ event: 'address-up', device: a.device, address: a.address, what: a.what }, `${a.what} ${a.address}/${a.prefixLength} up on ${a.device}`);
     }
+    this.addressesChanged();
     this.announce(fresh);
   }
 
@@ -501,6 +607,7 @@ export class Director {
       }
     }
     this.addresses.clear();
+    this.addressesChanged();
   }
 
   /** Gratuitous ARP / unsolicited NA for addresses that just came up (Piranha's send_arp). */

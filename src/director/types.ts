@@ -91,12 +91,22 @@ export interface DirectorConfig {
   neighbourTimeoutMs?: number;
   /** Re-resolve every next hop this often (the kernel does not see our traffic). Default 30000. */
   neighbourRefreshMs?: number;
+  /** Start as a failover backup: the dataplane, steering and services are ready, but the VIPs
+   *  and NAT router addresses stay down (and are taken down if an earlier run left them up)
+   *  until setActive(true). Default false: active at once. */
+  standby?: boolean;
+  /** AF_XDP: also install the nftables table that AF_PACKET uses, so that if lvsd is killed the
+   *  kernel drops (rather than resets) directed traffic until the partner takes over. lvsd
+   *  turns it on with failover. Default false. */
+  crashGuard?: boolean;
   /** Default: silent. Pass a pino logger to see what the director does. */
   logger?: Logger;
 }
 
 export interface DirectorStatus {
   running: boolean;
+  /** Whether this director holds its VIPs (false: a failover backup in standby). */
+  active: boolean;
   io: { kind: 'xdp' | 'packet'; mode: string; ports: Array<{ kind: string; rxPackets: number; txPackets: number; txFailed: number; passDropped: number; kernelDropped: number; fillEmpty: number }> } | null;
   interfaces: Array<{ id: number; name: string; ifindex: number; mac: string; xdpMode?: string }>;
   vips: Array<{ address: string; device: string }>;

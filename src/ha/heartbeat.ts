@@ -119,7 +119,8 @@ export class Heartbeat extends EventEmitter {
   private readonly sockets: { sock: dgram.Socket; local: string; dest: string[] }[] = [];
   private readonly lastRejectLog = new Map<string, number>();
   private readonly rejectLogIntervalMs: number;
-  private readonly digest: Buffer;
+  private digest: Buffer;
+  private serialNo: number;
   private state: 'running' | 'stopped' = 'stopped';
   private sendTimer: unknown;
   private deadTimer: unknown;
@@ -149,6 +150,7 @@ export class Heartbeat extends EventEmitter {
       this.key = opts.key;
     }
     this.digest = opts.configDigest ?? Buffer.alloc(CONFIG_DIGEST_LENGTH);
+    this.serialNo = opts.serialNo ?? 0;
     if (this.digest.length !== CONFIG_DIGEST_LENGTH) throw bad('configDigest', `must be ${CONFIG_DIGEST_LENGTH} bytes`);
     this.nodeId = opts.nodeId ?? (createHash('sha256').update(opts.local.public).digest().readUInt32BE(0));
     this.replay = new ReplayGuard({ windowMs: opts.replayWindowMs ?? 30_000, ownNodeId: this.nodeId });
@@ -201,6 +203,14 @@ export class Heartbeat extends EventEmitter {
     this.closeSockets();
   }
 
+  /** The configuration our heartbeats describe changed (a reload, a pushed lvs.cf). */
+  setConfig(serialNo: number, digest: Buffer): void {
+    if (digest.length !== CONFIG_DIGEST_LENGTH) throw new LvsError('LVS_INVALID_OPTION', `configDigest: must be ${CONFIG_DIGEST_LENGTH} bytes`, { field: 'configDigest' });
+    this.serialNo = serialNo;
+    this.digest = digest;
+    this.lastMismatchLogged = undefined;
+  }
+
   /** The state sent in the periodic heartbeats. */
   setState(state: 'running' | 'stopped'): void {
     this.state = state;
@@ -239,7 +249,7 @@ export class Heartbeat extends EventEmitter {
             bootId: this.bootId,
             sequence: this.sequence,
             timestamp: Math.max(0, Math.round(this.clock.wall())),
-            serialNo: this.opts.serialNo ?? 0,
+            serialNo: this.serialNo,
             configDigest: this.digest,
           }, this.key!);
         }
@@ -306,7 +316,7 @@ export class Heartbeat extends EventEmitter {
       };
       const mismatchKey = matches ? undefined : `${p.serialNo}/${p.configDigest}`;
       if (mismatchKey !== undefined && mismatchKey !== this.lastMismatchLogged) {
-        this.log('warn', `partner's configuration differs from ours (partner serial_no ${p.serialNo}, ours ${this.opts.serialNo ?? 0})`);
+        this.log('warn', `partner's configuration differs from ours (partner serial_no ${p.serialNo}, ours ${this.serialNo})`);
       }
       this.lastMismatchLogged = mismatchKey;
     }
