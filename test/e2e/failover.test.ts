@@ -1,0 +1,229 @@
+/**
+ * Active/backup failover with two lvsd processes, as two routers run it: the lab's two
+ * director namespaces on the same client and real segments, each lvsd with its own copy of
+ * lvs.cf and the shared key. The primary takes the VIPs; the backup follows its heartbeats
+ * and its connection state; kill -9 of the active and the backup takes over with the
+ * established connections still flowing.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Lab } from '../../src/lab/lab.js';
+import { CLIENTS, makeLab, waitFor } from './setup.js';
+import { LvsdProcess, type LogRecord } from './lvsd-process.js';
+
+let lab: Lab;
+let dir: string;
+const KEY = 'bHZzZC10ZXN0LWtleS1mb3ItZmFpbG92ZXItb25seQ==\n';
+
+interface Node { name: 'a' | 'b'; cf: string; sock: string; ns: string }
+let A: Node;
+let B: Node;
+
+export function pairCf(lab: Lab, opts: { serial?: number; keepalive?: number; deadtime?: number; extra?: string; weight?: number } = {}): string {
+  const [d1, d2] = lab.directors;
+  return `serial_no = ${opts.serial ?? 1}
+primary = ${d1!.address4.pub}
+primary_private = ${d1!.address4.priv}
+backup = ${d2!.address4.pub}
+backup_private = ${d2!.address4.priv}
+backup_active = 1
+heartbeat_port = 539
+keepalive = ${opts.keepalive ?? 0.2}
+deadtime = ${opts.deadtime ?? 1}
+heartbeat_key = heartbeat.key
+arp_count = 3
+arp_interval = 0.3
+service = lvs
+network = nat
+nat_router = ${lab.natRouter4} priv
+${opts.extra ?? ''}
+virtual echo-nat {
+     active = 1
+     address = ${lab.vip4(0)} pub
+     port = 7
+     protocol = tcp
+     scheduler = rr
+     persistent = 600
+     timeout = 1
+     server n1 {
+         address = ${lab.real('n1').address4}
+         active = 1
+         weight = ${opts.weight ?? 1}
+     }
+     server n2 {
+         address = ${lab.real('n2').address4}
+         active = 1
+     }
+}
+virtual echo-dr {
+     active = 1
+     address = ${lab.vip4(1)} pub
+     port = 7
+     protocol = tcp
+     scheduler = rr
+     timeout = 1
+     server d1 {
+         address = ${lab.real('d1').address4}
+         active = 1
+         method = direct
+     }
+     server d2 {
+         address = ${lab.real('d2').address4}
+         active = 1
+         method = direct
+     }
+}
+`;
+}
+
+function node(name: 'a' | 'b', ns: string): Node {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, 'heartbeat.key'), KEY, { mode: 0o600 });
+  chmodSync(join(d, 'heartbeat.key'), 0o600);
+  const cf = join(d, 'lvs.cf');
+  writeFileSync(cf, pairCf(lab));
+  return { name, cf, sock: join(d, 'lvsd.sock'), ns };
+}
+
+function start(n: Node, extra: string[] = []): LvsdProcess {
+  return new LvsdProcess(n.name === 'a' ? 'primary' : 'backup', n.cf, n.ns, n.sock, extra);
+}
+
+const isActive = (l: LogRecord) => l.event === 'active';
+const isStandby = (l: LogRecord) => l.event === 'standby';
+
+/** The long-lived client: N connections, a line each every interval, until "stop". */
+function longlived(address: string, port: number, n: number, extra: string[] = []) {
+  const child = spawn('ip', ['netns', 'exec', lab.client.ns.name, 'sh', '-c', `ulimit -n 65536 && exec ${process.execPath} ${join(CLIENTS, 'longlived.mjs')} ${address} ${port} --connections ${n} --interval-ms 100 ${extra.join(' ')}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let running!: () => void;
+  const started = new Promise<void>((r) => (running = r));
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes('"phase":"running"')) running();
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const done = new Promise<Record<string, any>>((resolve, reject) => {
+    child.on('exit', () => {
+      const line = out.split('\n').find((l) => l.includes('"type":"result"'));
+      if (!line) reject(new Error(`longlived gave no result: ${err}`));
+      else resolve(JSON.parse(line));
+    });
+  });
+  return { started, stop: () => { child.stdin.write('stop\n'); return done; }, kill: () => child.kill('SIGKILL') };
+}
+
+beforeAll(async () => {
+  lab = await makeLab({ tag: 'fo', directors: 2, reals: [{ name: 'n1', method: 'nat' }, { name: 'n2', method: 'nat' }, { name: 'd1', method: 'direct' }, { name: 'd2', method: 'direct' }], vips: 2, ipv6: false });
+  await lab.startServers();
+  dir = mkdtempSync(join(tmpdir(), 'lvsd-failover-'));
+  A = node('a', lab.directors[0]!.ns.name);
+  B = node('b', lab.directors[1]!.ns.name);
+}, 120_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('two lvsd routers', () => {
+  let a: LvsdProcess;
+  let b: LvsdProcess;
+
+  it('the primary takes the VIPs, the backup stays standby and follows its heartbeats', async () => {
+    a = start(A);
+    await a.waitLog('the primary going active', isActive, 20_000);
+    b = start(B);
+    await b.waitLog('the backup hearing the primary', (l) => l.event === 'heartbeat' || l.event === 'failover', 20_000);
+    await waitFor('the backup to see the primary alive', async () => JSON.stringify(b.lines).includes('STARTING PULSE AS BACKUP'));
+    // Health checks first: every real up on the active.
+    await waitFor('every real up on the primary', () => (a.lvsadm('-L', '-n').stdout.match(/Masq|Route/g) ?? []).length === 4, 20_000);
+    const echo = await lab.run(lab.client.ns, process.execPath, [join(CLIENTS, 'longlived.mjs'), lab.vip4(0), '7', '--connections', '4', '--duration-ms', '500']);
+    const r = JSON.parse(echo.stdout.trim().split('\n').pop()!);
+    expect(r.totals.survived).toBe(4);
+    expect(b.has(isActive)).toBe(false);
+  }, 60_000);
+
+  it('kill -9 of the active: the backup takes the VIPs after deadtime and serves new connections; the guardian takes the dead router\'s addresses down', async () => {
+    const from = b.lines.length;
+    const killedAt = Date.now();
+    await a.kill('SIGKILL');
+    const took = await b.waitLog('the backup going active', isActive, 10_000, from);
+    expect(b.has((l) => String(l.msg ?? '').includes('partner dead: activating lvs'), from)).toBe(true);
+    // The backup's health checks have been running all along: its reals are up already.
+    const echo = await lab.run(lab.client.ns, process.execPath, [join(CLIENTS, 'longlived.mjs'), lab.vip4(1), '7', '--connections', '4', '--duration-ms', '300']);
+    expect(JSON.parse(echo.stdout.trim().split('\n').pop()!).totals.survived).toBe(4);
+    await b.waitLog('the gratuitous ARPs', (l) => l.msg === 'gratuitous lvs arps finished', 10_000, from);
+    // The dead router holds no VIP any more (its guardian took them down), so only the new
+    // active answers ARP for them.
+    await waitFor('the guardian to take the VIPs down', () => !ipAddrs(lab.directors[0]!.ns.name).includes(lab.vip4(0)));
+    expect(ipAddrs(lab.directors[0]!.ns.name)).not.toContain(lab.natRouter4);
+    expect(ipAddrs(lab.directors[1]!.ns.name)).toEqual(expect.arrayContaining([lab.vip4(0), lab.vip4(1), lab.natRouter4]));
+    console.log(`takeover logged ${Number(took.time) - killedAt} ms after kill -9 (deadtime 1 s)`);
+  }, 60_000);
+
+  it('the returning primary stays backup (no preemption)', async () => {
+    a = start(A);
+    await a.waitLog('the primary starting', (l) => String(l.msg ?? '').includes('STARTING PULSE AS MASTER'), 20_000);
+    // It hears the backup's RUNNING and stays standby: several keepalives and a deadtime pass.
+    await a.waitLog('lvsd ready', (l) => l.event === 'ready', 20_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(a.has(isActive)).toBe(false);
+    expect(ipAddrs(lab.directors[0]!.ns.name)).not.toContain(lab.vip4(0));
+    expect(b.has(isStandby)).toBe(false);
+  }, 60_000);
+
+  it('forged heartbeats (wrong key, Piranha\'s bare magic) from the partner\'s own address are refused and logged', async () => {
+    const from = b.lines.length;
+    const script = `
+      const { encodeLvsd, encodePiranha } = await import(${JSON.stringify(join(process.cwd(), 'dist', 'ha', 'heartbeat-wire.js'))});
+      const dgram = await import('node:dgram');
+      const forged = encodeLvsd({ state: 'stop-me', isPrimary: true, priority: 255, nodeId: 1, bootId: Buffer.alloc(8, 7), sequence: 1n, timestamp: Date.now(), serialNo: 1, configDigest: Buffer.alloc(16) }, Buffer.from('not the key of this pair at all'));
+      const send = (src, dst, buf) => new Promise((done) => {
+        const s = dgram.createSocket('udp4');
+        s.bind(0, src, () => s.send(buf, 539, dst, () => { s.close(); done(); }));
+      });
+      await send(${JSON.stringify(lab.directors[0]!.address4.priv)}, ${JSON.stringify(lab.directors[1]!.address4.priv)}, forged);
+      await send(${JSON.stringify(lab.directors[0]!.address4.pub)}, ${JSON.stringify(lab.directors[1]!.address4.pub)}, encodePiranha('stopped'));`;
+    await lab.run(lab.directors[0]!.ns, process.execPath, ['--input-type=module', '-e', script]);
+    const refused = await b.waitLog('the refusal', (l) => String(l.msg ?? '').includes('refused') && String(l.msg ?? '').includes(lab.directors[0]!.address4.priv), 5000, from);
+    expect(String(refused.msg)).toMatch(/heartbeat from 198\.18\.1\.1 refused: .*(MAC|mac|authenticat)/);
+    await b.waitLog('the bare magic refused', (l) => String(l.msg ?? '').includes('refused') && String(l.msg ?? '').includes(lab.directors[0]!.address4.pub) && String(l.msg ?? '').includes('unauthenticated'), 5000, from);
+    // The forged STOP-ME did not make the active router stand down.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(b.has(isStandby, from)).toBe(false);
+  }, 30_000);
+
+  it('split brain (heartbeats cut both ways): both go active; when they hear each other again the primary wins, and both say why', async () => {
+    const fromA = a.lines.length;
+    const fromB = b.lines.length;
+    const cut = (on: boolean) => nft(lab.directors[1]!.ns.name, on
+      ? 'table inet cut {\n chain in {\n  type filter hook input priority 0; udp dport 539 drop\n }\n chain out {\n  type filter hook output priority 0; udp dport 539 drop\n }\n}'
+      : 'delete table inet cut');
+    cut(true);
+    try {
+      await a.waitLog('the primary going active', isActive, 10_000, fromA);
+      expect(b.has(isStandby, fromB)).toBe(false);
+    } finally {
+      cut(false);
+    }
+    await b.waitLog('the backup giving way', (l) => String(l.msg ?? '').startsWith('both routers active: partner stays active (the primary wins)'), 10_000, fromB);
+    await b.waitLog('the backup standing down', isStandby, 10_000, fromB);
+    await a.waitLog('the primary keeping the VIPs', (l) => String(l.msg ?? '').startsWith('both routers active: staying active (the primary wins)'), 10_000, fromA);
+    await waitFor('the VIPs only on the primary', () => ipAddrs(lab.directors[0]!.ns.name).includes(lab.vip4(0)) && !ipAddrs(lab.directors[1]!.ns.name).includes(lab.vip4(0)));
+    expect(a.has(isStandby, fromA)).toBe(false);
+  }, 60_000);
+});
+
+function nft(ns: string, script: string): void {
+  execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: `${script}\n` });
+}
+
+function ipAddrs(ns: string): string[] {
+  const out = execFileSync('ip', ['-n', ns, '-o', 'addr', 'show'], { encoding: 'utf8' });
+  return [...out.matchAll(/inet6? ([0-9a-f.:]+)\//g)].map((m) => m[1]!);
+}
