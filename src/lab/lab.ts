@@ -1,20 +1,31 @@
 /**
- * The namespace lab: a client, a director and N real servers wired for LVS-NAT, LVS-DR and
- * LVS-TUN, IPv4 and IPv6, for the end-to-end tests, the benchmarks and the `npm start` demo.
+ * The namespace lab: a client, a director (or two: option `directors`) and N real servers
+ * wired for LVS-NAT, LVS-DR and LVS-TUN, IPv4 and IPv6, for the end-to-end tests, the
+ * benchmarks and the `npm start` demo.
  *
- *   namespace / device              switch (namespace sw)                namespace / device
- *   client    eth0  -- c-pub --+                                  +-- d-priv -- priv  director
- *   director  pub   -- d-pub --+-- br-pub          br-priv --------+-- p-rK --- eth0  NAT real rK
- *   DR/TUN rK eth0  -- p-rK ---+
+ *   namespace / device                switch (namespace sw)                  namespace / device
+ *   client    eth0  -- c-pub ---+                                    +-- d-priv --- priv  director
+ *   director  pub   -- d-pub ---+-- br-pub          br-priv ----------+-- d-priv2 -- priv  director2
+ *   director2 pub   -- d-pub2 --+                                    +-- p-rK ----- eth0  NAT real rK
+ *   DR/TUN rK eth0  -- p-rK ----+
  *
  * Each `--` is a veth pair: one end in the switch (enslaved to the bridge), the other in the
- * namespace. Namespaces are named lvsd-<pid>-<tag>-<role>: sw, client, director, r1, r2, ...
+ * namespace. Namespaces are named lvsd-<pid>-<tag>-<role>: sw, client, director, director2
+ * (only with `directors: 2`), r1, r2, ...
+ *
+ * Two directors (option `directors: 2`, for active/backup failover; default 1): the second,
+ * role `director2`, is built exactly like the first (same device names `pub` and `priv`, same
+ * kernel settings, GRO on its switch-side ends d-pub2 and d-priv2, same default route) and
+ * joins the same two bridges. lab.directors is [director] or [director, director2];
+ * lab.director is lab.directors[0]. The lab puts no shared address (VIP, NAT router) on
+ * either: which of them is active is the Director's business.
  *
  * Addressing (IPv6 addresses mirror the IPv4 host number digit for digit: 198.18.0.13 and
  * 2001:db8::13 are the same machine):
  *   public LAN   198.18.0.0/24, 2001:db8::/64 on bridge br-pub
  *     .1   / ::1       the director's device `pub`
  *     .2   / ::2       the client (also the "upstream router": see routes below)
+ *     .3   / ::3       director2's device `pub` (directors: 2)
  *     .H   / ::H       DR and tunnel reals
  *     .20-.29 / ::20-::29   the client's first 10 extra source addresses (IPv6 ones are
  *                           preferred_lft 0, so only a socket bound to one uses it)
@@ -22,6 +33,7 @@
  *                           VIPs to the director: the Director does that when it starts.
  *   private LAN  198.18.1.0/24, 2001:db8:1::/64 on bridge br-priv
  *     .1   / ::1       the director's device `priv`
+ *     .3   / ::3       director2's device `priv` (directors: 2)
  *     .H   / ::H       NAT reals
  *     .254 / ::254     the NAT router address (Piranha's nat_router): the NAT reals' default
  *                      gateway. The Director brings it up on `priv`; the lab only names it.
@@ -35,8 +47,12 @@
  *
  * Routes:
  *   client        198.18.1.0/24 via 198.18.0.1, 2001:db8:1::/64 via 2001:db8::1 (so the client
- *                 reaches NAT reals on their own addresses through the director's kernel)
- *   director      default via 198.18.0.2 / 2001:db8::2
+ *                 reaches NAT reals on their own addresses through the director's kernel).
+ *                 With two directors this stays via the first one's own address (.1 / ::1),
+ *                 not a shared one: it is the lab's management path to the NAT reals, and it
+ *                 breaks when the first director's namespace stops forwarding, whichever
+ *                 director is active for the VIPs.
+ *   director(s)   default via 198.18.0.2 / 2001:db8::2 (director2 too)
  *   DR/TUN reals  default via 198.18.0.2 / 2001:db8::2
  *   NAT reals     default via 198.18.1.254 / 2001:db8:1::254 (the NAT router)
  *
@@ -52,17 +68,18 @@
  *   - sw: IPv6 off (the switch has no addresses and sends nothing), bridges without
  *     multicast snooping (neighbour solicitations are flooded) and without STP (ports forward
  *     at once).
- *   - director: forwarding on for IPv4 and IPv6 (option `forwarding`, default true; the
- *     client reaches NAT reals' own addresses and the NAT reals reach the client through it;
- *     traffic the Director's XDP steering takes never gets to the kernel) and
+ *   - director (and director2): forwarding on for IPv4 and IPv6 (option `forwarding`, default
+ *     true; the client reaches NAT reals' own addresses and the NAT reals reach the client
+ *     through it; traffic the Director's XDP steering takes never gets to the kernel) and
  *     send_redirects=0.
- *   - GRO is on for the switch-side ends of the director's veths (d-pub, d-priv): a veth can
- *     transmit frames given to it by XDP_REDIRECT (ndo_xdp_xmit) only when its peer runs an
- *     XDP program or has GRO on (drivers/net/veth.c; Linux commit 8267fc71 "veth: take into
- *     account peer device for NETDEV_XDP_ACT_NDO_XMIT"), so pub and priv can be redirect
- *     targets. Native XDP on pub/priv themselves, passing or taking what they receive, and
- *     AF_XDP copy-mode transmission (the ordinary transmit path) need nothing more: checked
- *     with a native program on both while the client talked to the reals through them.
+ *   - GRO is on for the switch-side ends of the director's veths (d-pub, d-priv; director2's
+ *     d-pub2, d-priv2): a veth can transmit frames given to it by XDP_REDIRECT (ndo_xdp_xmit)
+ *     only when its peer runs an XDP program or has GRO on (drivers/net/veth.c; Linux commit
+ *     8267fc71 "veth: take into account peer device for NETDEV_XDP_ACT_NDO_XMIT"), so pub and
+ *     priv can be redirect targets. Native XDP on pub/priv themselves, passing or taking what
+ *     they receive, and AF_XDP copy-mode transmission (the ordinary transmit path) need
+ *     nothing more: checked with a native program on both while the client talked to the
+ *     reals through them.
  *   - client and reals: transmit checksum offload off on eth0 (ethtool -K eth0 tx off). A veth
  *     hands its peer packets whose TCP/UDP checksum is only partial (CHECKSUM_PARTIAL: "the
  *     NIC will finish it"); the kernel finishes it when it forwards, but the director's XDP
@@ -72,10 +89,14 @@
  *     connections to one real complete without SYN drops).
  *
  * Processes: lab.startServers() runs src/lab/real-app.ts (built to dist/lab/real-app.js) in
- * every real; lab.stopServer/startServer kill and restart one; lab.startFtp runs vsftpd
- * (src/lab/ftp.ts). lab.curl, lab.udp, lab.runClient and lab.run run programs in the
- * namespaces without blocking the event loop. destroy() kills every process the lab started and deletes every namespace; it
- * works on a half-built lab, and create() calls it itself when a step fails.
+ * every real (HTTP on 80, UDP echo on 7, TCP echo with a HELLO line on 7, on every local
+ * address including the VIPs on lo); lab.stopServer/startServer kill and restart one;
+ * lab.startFtp runs vsftpd (src/lab/ftp.ts). lab.curl, lab.udp, lab.runClient and lab.run run programs in the
+ * namespaces without blocking the event loop (test/e2e/clients/*.mjs are the Node clients run
+ * there; longlived.mjs holds long-lived TCP connections for failover tests). destroy() kills
+ * every process the lab started and deletes every namespace; it works on a half-built lab,
+ * and create() calls it itself when a step fails. src/lab/failover-clock.ts measures, on the
+ * switch, the gap between the old director's last forwarded frame and the new one's first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -108,8 +129,10 @@ export interface LabOptions {
   vips?: number;
   /** RX/TX queues of the director's devices (default 1). */
   directorQueues?: number;
-  /** Kernel forwarding in the director namespace (default true). */
+  /** Kernel forwarding in the director namespace(s) (default true). */
   forwarding?: boolean;
+  /** One director, or two (role director2, .3 / ::3 on both LANs) for failover (default 1). */
+  directors?: 1 | 2;
   /** XDP mode of the tunnel reals' decapsulator (default auto). */
   decapMode?: 'auto' | 'native' | 'generic';
   /** Namespace names are lvsd-<pid>-<tag>-<role> (default "lab", then lab2, lab3, ...). */
@@ -141,8 +164,14 @@ export interface LabClient {
 }
 
 export interface LabDirector {
+  /** 0 for the first director, 1 for director2. */
+  index: number;
+  /** Its namespace's role: director, director2. */
+  role: 'director' | 'director2';
   ns: Netns;
   devices: { pub: 'pub'; priv: 'priv' };
+  /** Its veths' switch-side ends (bridge ports in lab.switch): d-pub/d-priv, d-pub2/d-priv2. */
+  ports: { pub: string; priv: string };
   macs: { pub: string; priv: string };
   address4: { pub: string; priv: string };
   address6: { pub: string; priv: string } | null;
@@ -171,6 +200,9 @@ export const LAB = {
   privNet6: '2001:db8:1::/64',
   director4: { pub: '198.18.0.1', priv: '198.18.1.1' },
   director6: { pub: '2001:db8::1', priv: '2001:db8:1::1' },
+  /** director2's addresses (option directors: 2). */
+  director2_4: { pub: '198.18.0.3', priv: '198.18.1.3' },
+  director2_6: { pub: '2001:db8::3', priv: '2001:db8:1::3' },
   client4: '198.18.0.2',
   client6: '2001:db8::2',
   natRouter4: '198.18.1.254',
@@ -193,7 +225,7 @@ export function clientExtraAddress(family: 4 | 6, k: number): string {
 }
 
 const REAL_APP = () => join(packageRoot, 'dist', 'lab', 'real-app.js');
-const RESERVED = new Set(['sw', 'client', 'director']);
+const RESERVED = new Set(['sw', 'client', 'director', 'director2']);
 let labs = 0;
 
 function optionError(field: string, message: string): LvsError {
@@ -209,7 +241,7 @@ function checkOptions(o: LabOptions): void {
       throw new LvsError('LVS_INVALID_METHOD', `lab reals[${i}].method: "${String(r.method)}" is not nat, direct or tunnel`, { field: `reals[${i}].method` });
     }
     const name = r.name ?? `r${i + 1}`;
-    if (!/^[a-z][a-z0-9]{0,9}$/i.test(name) || RESERVED.has(name)) throw optionError(`reals[${i}].name`, `"${name}" must be 1-10 letters and digits, starting with a letter, and not sw/client/director`);
+    if (!/^[a-z][a-z0-9]{0,9}$/i.test(name) || RESERVED.has(name)) throw optionError(`reals[${i}].name`, `"${name}" must be 1-10 letters and digits, starting with a letter, and not sw/client/director/director2`);
     if (names.has(name)) throw optionError(`reals[${i}].name`, `"${name}" is used twice`);
     names.add(name);
     if (r.weight !== undefined && !(Number.isInteger(r.weight) && r.weight >= 0)) throw optionError(`reals[${i}].weight`, 'must be a non-negative integer');
@@ -222,6 +254,7 @@ function checkOptions(o: LabOptions): void {
   int('clientAddresses', o.clientAddresses, 0, LAB.maxClientAddresses);
   int('vips', o.vips, 0, LAB.maxVips);
   int('directorQueues', o.directorQueues, 1, 64);
+  if (o.directors !== undefined && o.directors !== 1 && o.directors !== 2) throw optionError('directors', 'must be 1 or 2');
   if (o.tag !== undefined && !/^[a-z][a-z0-9]{0,9}$/i.test(o.tag)) throw optionError('tag', 'must be 1-10 letters and digits');
 }
 
@@ -247,6 +280,9 @@ function runIn(ns: Netns, program: string, args: readonly string[], options: { i
       if (timer) clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
     });
+    // A program that exits without reading its input (ping) closes the pipe: EPIPE here is
+    // not a failure, the exit code says how it went.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }
@@ -290,7 +326,7 @@ export class Lab {
   readonly reals: LabReal[] = [];
   private sw: Netns | undefined;
   private clientInfo: LabClient | undefined;
-  private directorInfo: LabDirector | undefined;
+  private directorInfo: LabDirector[] = [];
   private readonly namespaces: Netns[] = [];
   private readonly servers = new Map<string, ChildProcess>();
   private readonly ftps = new Set<FtpServer>();
@@ -307,6 +343,7 @@ export class Lab {
       vips: options.vips ?? 4,
       directorQueues: options.directorQueues ?? 1,
       forwarding: options.forwarding ?? true,
+      directors: options.directors ?? 1,
       decapMode: options.decapMode ?? 'auto',
       tag: options.tag ?? (labs === 1 ? 'lab' : `lab${labs}`),
     };
@@ -329,13 +366,19 @@ export class Lab {
   get client(): LabClient {
     return this.need(this.clientInfo, 'client');
   }
+  /** The first director: lab.directors[0]. */
   get director(): LabDirector {
-    return this.need(this.directorInfo, 'director');
+    return this.need(this.directorInfo[0], 'director');
+  }
+  /** [director] or, with directors: 2, [director, director2]. */
+  get directors(): readonly LabDirector[] {
+    this.need(this.directorInfo[0], 'director');
+    return this.directorInfo;
   }
   get directorDevices(): { pub: 'pub'; priv: 'priv' } {
     return { pub: 'pub', priv: 'priv' };
   }
-  /** The switch namespace (bridges br-pub and br-priv; ports c-pub, d-pub, d-priv, p-<real>). */
+  /** The switch namespace (bridges br-pub and br-priv; ports c-pub, d-pub, d-priv, d-pub2, d-priv2, p-<real>). */
   get switch(): Netns {
     return this.need(this.sw, 'switch');
   }
@@ -401,30 +444,10 @@ export class Lab {
       sw.ip('link', 'set', br, 'up');
     }
 
-    // The director.
-    const director = this.ns('director');
-    this.plug('br-pub', 'd-pub', director, 'pub', o.directorQueues);
-    this.plug('br-priv', 'd-priv', director, 'priv', o.directorQueues);
-    for (const port of ['d-pub', 'd-priv']) sw.exec('ethtool', '-K', port, 'gro', 'on');
+    // The director(s).
+    for (let k = 0; k < o.directors; k++) this.buildDirector(k);
     const d = LAB.director4;
     const d6 = LAB.director6;
-    batchAddresses(director, 'pub', [[d.pub, 24], ...(v6 ? ([[d6.pub, 64]] as Array<[string, number]>) : [])]);
-    batchAddresses(director, 'priv', [[d.priv, 24], ...(v6 ? ([[d6.priv, 64]] as Array<[string, number]>) : [])]);
-    director.ip('route', 'add', 'default', 'via', LAB.client4);
-    if (v6) director.ip('-6', 'route', 'add', 'default', 'via', LAB.client6);
-    director.sysctl('net.ipv4.conf.all.send_redirects', 0);
-    director.sysctl('net.ipv4.conf.default.send_redirects', 0);
-    if (o.forwarding) {
-      director.sysctl('net.ipv4.ip_forward', 1);
-      if (v6) director.sysctl('net.ipv6.conf.all.forwarding', 1);
-    }
-    this.directorInfo = {
-      ns: director,
-      devices: { pub: 'pub', priv: 'priv' },
-      macs: { pub: readMac(director, 'pub'), priv: readMac(director, 'priv') },
-      address4: { ...d },
-      address6: v6 ? { ...d6 } : null,
-    };
 
     // The client.
     const client = this.ns('client');
@@ -472,6 +495,42 @@ export class Lab {
     }
   }
 
+  /** Director k (0: role director, .1; 1: role director2, .3), as described at the top. */
+  private buildDirector(k: number): void {
+    const o = this.options;
+    const v6 = o.ipv6;
+    const sw = this.switch;
+    const role = k === 0 ? 'director' : 'director2';
+    const suffix = k === 0 ? '' : '2';
+    const ports = { pub: `d-pub${suffix}`, priv: `d-priv${suffix}` };
+    const a4 = k === 0 ? LAB.director4 : LAB.director2_4;
+    const a6 = k === 0 ? LAB.director6 : LAB.director2_6;
+    const director = this.ns(role);
+    this.plug('br-pub', ports.pub, director, 'pub', o.directorQueues);
+    this.plug('br-priv', ports.priv, director, 'priv', o.directorQueues);
+    for (const port of [ports.pub, ports.priv]) sw.exec('ethtool', '-K', port, 'gro', 'on');
+    batchAddresses(director, 'pub', [[a4.pub, 24], ...(v6 ? ([[a6.pub, 64]] as Array<[string, number]>) : [])]);
+    batchAddresses(director, 'priv', [[a4.priv, 24], ...(v6 ? ([[a6.priv, 64]] as Array<[string, number]>) : [])]);
+    director.ip('route', 'add', 'default', 'via', LAB.client4);
+    if (v6) director.ip('-6', 'route', 'add', 'default', 'via', LAB.client6);
+    director.sysctl('net.ipv4.conf.all.send_redirects', 0);
+    director.sysctl('net.ipv4.conf.default.send_redirects', 0);
+    if (o.forwarding) {
+      director.sysctl('net.ipv4.ip_forward', 1);
+      if (v6) director.sysctl('net.ipv6.conf.all.forwarding', 1);
+    }
+    this.directorInfo.push({
+      index: k,
+      role,
+      ns: director,
+      devices: { pub: 'pub', priv: 'priv' },
+      ports,
+      macs: { pub: readMac(director, 'pub'), priv: readMac(director, 'priv') },
+      address4: { ...a4 },
+      address6: v6 ? { ...a6 } : null,
+    });
+  }
+
   // ------------------------------------------------------------------------------------------
   // Processes
 
@@ -489,7 +548,7 @@ export class Lab {
       throw new LvsError('LVS_LAB_COMMAND', `${app} is missing: the lab runs the built JavaScript; build it with "npx tsc -p tsconfig.build.json" (npm test does)`);
     }
     this.stopServer(r);
-    const child = r.ns.spawn(process.execPath, [app, '--name', r.name, '--http', '80', '--udp', '7', ...(this.options.ipv6 ? ['--bind-v6'] : [])]);
+    const child = r.ns.spawn(process.execPath, [app, '--name', r.name, '--http', '80', '--udp', '7', '--echo', '7', ...(this.options.ipv6 ? ['--bind-v6'] : [])]);
     this.servers.set(r.name, child);
     child.once('exit', () => {
       if (this.servers.get(r.name) === child) this.servers.delete(r.name);
@@ -600,7 +659,7 @@ export class Lab {
     this.namespaces.length = 0;
     this.sw = undefined;
     this.clientInfo = undefined;
-    this.directorInfo = undefined;
+    this.directorInfo = [];
   }
 }
 

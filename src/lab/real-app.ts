@@ -2,7 +2,7 @@
  * The application every real server of the lab runs, one process per real, started inside
  * the real's namespace:
  *
- *   node dist/lab/real-app.js --name r1 [--http 80] [--udp 7] [--bind-v6]
+ *   node dist/lab/real-app.js --name r1 [--http 80] [--udp 7] [--echo 7] [--bind-v6]
  *
  * HTTP (every local address, the VIPs on lo included; IPv6 too with --bind-v6), keep-alive:
  *   GET /                      -> "r1 <client-address>\n", the client's address as this real sees it
@@ -19,11 +19,19 @@
  * read again every 250 ms, so addresses added later (a VIP added by `lvsd realserver`) get a
  * socket too; link-local IPv6 addresses are left out.
  *
- * Prints "ready" on stdout once HTTP listens and the UDP sockets are bound.
+ * TCP echo (--echo, default 7; 0 turns it off), on every local address like HTTP (a wildcard
+ * listener: a DR or tunnel real's VIPs on lo are local addresses, so a connection to a VIP
+ * that reaches the real is accepted, and answered from the VIP): on accept it sends one line
+ * "HELLO r1\n", then echoes every byte it receives, in order, until the client closes. For
+ * long-lived connections through a failover (test/e2e/clients/longlived.mjs): the HELLO says
+ * which real the connection reached. No idle timeout.
+ *
+ * Prints "ready" on stdout once HTTP and the TCP echo listen and the UDP sockets are bound.
  */
 import { createHash } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { blobBytes } from './blob.js';
@@ -33,6 +41,7 @@ const { values } = parseArgs({
     name: { type: 'string' },
     http: { type: 'string', default: '80' },
     udp: { type: 'string', default: '7' },
+    echo: { type: 'string', default: '7' },
     'bind-v6': { type: 'boolean', default: false },
   },
 });
@@ -43,6 +52,7 @@ if (!values.name) {
 const name = values.name;
 const httpPort = Number(values.http);
 const udpPort = Number(values.udp);
+const echoPort = Number(values.echo);
 const v6 = values['bind-v6'] === true;
 
 /** "::ffff:198.18.0.2" (an IPv4 client on a dual-stack socket) -> "198.18.0.2". */
@@ -136,6 +146,18 @@ server.maxConnections = 1 << 20;
 server.keepAliveTimeout = 30_000;
 server.headersTimeout = 60_000;
 
+// TCP echo: HELLO, then every byte back. pipe() keeps the order and applies backpressure, and
+// ends our side when the client ends its side.
+function echoServer(): TcpServer {
+  const s = createTcpServer({ noDelay: true }, (socket) => {
+    socket.on('error', () => socket.destroy()); // a client that resets: nothing to do
+    socket.write(`HELLO ${name}\n`);
+    socket.pipe(socket);
+  });
+  s.maxConnections = 1 << 20;
+  return s;
+}
+
 // UDP: one socket per local address.
 const udpSockets = new Map<string, Socket>();
 
@@ -186,6 +208,13 @@ async function main(): Promise<void> {
     server.once('error', reject);
     server.listen({ port: httpPort, host: v6 ? '::' : '0.0.0.0', ipv6Only: false, backlog: 65535 }, resolve);
   });
+  if (echoPort > 0) {
+    const echo = echoServer();
+    await new Promise<void>((resolve, reject) => {
+      echo.once('error', reject);
+      echo.listen({ port: echoPort, host: v6 ? '::' : '0.0.0.0', ipv6Only: false, backlog: 65535 }, resolve);
+    });
+  }
   if (udpPort > 0) {
     await scanUdp();
     let scanning = false;

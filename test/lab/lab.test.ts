@@ -173,6 +173,37 @@ describe('a lab with a NAT, a DR and a tunnel real', () => {
     expect((await lab.curl(`http://${tun.address4}/nothing`)).status).toBe(404);
   });
 
+  it("every real's application echoes TCP on port 7 after a HELLO line, on its own addresses and (DR) through a VIP", async () => {
+    // Connect, read the HELLO line, send two lines in one write and read them back.
+    const script = `
+      const s = require('node:net').connect({ host: process.argv[1], port: 7 });
+      let got = '';
+      s.setEncoding('utf8');
+      s.on('data', (d) => {
+        got += d;
+        if (got.includes('\\n') && !s.sent) { s.sent = true; s.write('one 1\\nlast 2\\n'); }
+        if (got.endsWith('last 2\\n')) { console.log(JSON.stringify({ got, from: s.remoteAddress })); s.end(); }
+      });
+      s.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(0); });`;
+    const echo = async (address: string) => JSON.parse((await lab.run(lab.client.ns, process.execPath, ['-e', script, address], { timeoutMs: 10_000 })).stdout) as unknown;
+    for (const r of lab.reals) {
+      expect(await echo(r.address4)).toEqual({ got: `HELLO ${r.name}\none 1\nlast 2\n`, from: r.address4 });
+      expect(await echo(r.address6!)).toEqual({ got: `HELLO ${r.name}\none 1\nlast 2\n`, from: r.address6 });
+    }
+    // The VIPs on a DR real's lo are local addresses: a frame for the VIP that reaches the real
+    // (the director's job in DR mode) is accepted and answered from the VIP, like HTTP.
+    const client = lab.client.ns;
+    steerNeighbour(client, lab.vip4(1), dr.mac);
+    steerNeighbour(client, lab.vip6(1), dr.mac);
+    try {
+      expect(await echo(lab.vip4(1))).toEqual({ got: 'HELLO r2\none 1\nlast 2\n', from: lab.vip4(1) });
+      expect(await echo(lab.vip6(1))).toEqual({ got: 'HELLO r2\none 1\nlast 2\n', from: lab.vip6(1) });
+    } finally {
+      client.ip('neigh', 'del', lab.vip4(1), 'dev', 'eth0');
+      client.ip('neigh', 'del', lab.vip6(1), 'dev', 'eth0');
+    }
+  });
+
   it('no real answers ARP or neighbour solicitations for a VIP', async () => {
     const client = lab.client.ns;
     // The lab gives the director no VIP: only the DR and tunnel reals have it, on lo, and they stay silent.
