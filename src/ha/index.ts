@@ -2,3 +2,5 @@
 export * from './heartbeat-wire.js';
 export * from './heartbeat.js';
 export * from './election.js';
+export * from './sync-wire.js';
+export * from './sync.js';
