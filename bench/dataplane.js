@@ -1,5 +1,6 @@
 // Dataplane figures on one core with the replay backend (no network): established-flow NAT
 // and direct-routing packet rates, new connections per second, lookups with 1M live entries,
+// the cost of exporting connection sync records and the rate of importing them,
 // and the reference they are compared with in the same run: the replay harness itself
 // (copying 64-byte frames in and handing them back, with a parse that finds nothing to do).
 //
@@ -128,6 +129,77 @@ for (const method of ['nat', 'direct']) {
   report('connection_entry_bytes', info.connectionEntryBytes, 'bytes');
   report('table_bytes_per_entry', +(info.tableBytes / info.tableCapacity).toFixed(1), 'bytes');
   await dp.close();
+}
+
+// Connection sync. Export: new UDP flows (each exports one record) with the sync master option
+// off and on; the difference is the export's cost per connection on the packet path (encode,
+// batch, copy into the event ring). The flows go through in slices of 1024 so the event ring
+// is drained between slices, as the Node event loop does, and no record is dropped; only the
+// native time of each slice is counted. Import: a dump of SYNC_ENTRIES entries applied by a
+// fresh backup (importSync and the worker applying it, in manual mode).
+{
+  const SYNC_FLOWS = quick ? 50_000 : 200_000;
+  const SLICE = 1024;
+  const udpFlows = (base) =>
+    Array.from({ length: SYNC_FLOWS }, (_, k) => {
+      const c = client(base + k);
+      return { iface: 0, data: pad64(packet({ src: c.src, dst: VIP, proto: 'udp', sport: c.sport, dport: 53, payload: 'q' })) };
+    });
+  const syncDirector = (capacity) => {
+    const dp = director('nat', capacity);
+    const svc = { protocol: 'udp', address: VIP, port: 53 };
+    dp.addService(svc);
+    REALS.forEach((address, i) => dp.addReal(svc, { address, port: 5353, method: 'nat', interface: 1, mac: `02:00:00:00:01:${(0x11 + i).toString(16)}` }));
+    dp.poll();
+    return dp;
+  };
+  const run = (master, frames) => {
+    const dp = syncDirector(1 << 19);
+    let records = 0;
+    dp.on('sync', (b) => (records += b.length));
+    if (master) dp.setSyncMaster(true);
+    dp.poll();
+    let ns = 0;
+    for (let at = 0; at < frames.length; at += SLICE) {
+      const slice = frames.slice(at, at + SLICE);
+      ns += dp.memory.replay(slice, slice.length).seconds * 1e9;
+    }
+    dp.poll();
+    const c = dp.counters();
+    if (c.conn_created !== frames.length) throw new Error(`sync bench: ${c.conn_created} of ${frames.length} flows created`);
+    if (master && (c.sync_exported !== frames.length || c.sync_dropped !== 0)) throw new Error(`sync bench: exported ${c.sync_exported}, dropped ${c.sync_dropped}`);
+    return { dp, ns, records };
+  };
+  const frames = udpFlows(0);
+  let off = Infinity;
+  let on = Infinity;
+  let dump;
+  for (let i = 0; i < 3; i++) {
+    const a = run(false, frames);
+    off = Math.min(off, a.ns);
+    await a.dp.close();
+    const b = run(true, frames);
+    on = Math.min(on, b.ns);
+    if (i === 2) dump = await b.dp.dumpSync();
+    await b.dp.close();
+  }
+  report('udp_new_flows_per_s', Math.round((frames.length / off) * 1e9), 'connections/s');
+  report('udp_new_flows_per_s_sync_master', Math.round((frames.length / on) * 1e9), 'connections/s');
+  report('sync_export_ns_per_connection', +((on - off) / frames.length).toFixed(1), 'ns');
+
+  let rate = 0;
+  for (let i = 0; i < 3; i++) {
+    const backup = syncDirector(1 << 19);
+    const t0 = process.hrtime.bigint();
+    backup.importSync(dump);
+    backup.poll();
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    const imported = backup.counters().sync_imported;
+    if (imported !== frames.length) throw new Error(`sync bench: imported ${imported} of ${frames.length}`);
+    rate = Math.max(rate, imported / s);
+    await backup.close();
+  }
+  report('sync_import_records_per_s', Math.round(rate), 'records/s');
 }
 
 if (args.has('--json')) console.log(JSON.stringify(results));

@@ -9,6 +9,7 @@
 #include "engine/counters.hpp"
 #include "engine/dataplane.hpp"
 #include "flow/conn.hpp"
+#include "flow/sync_record.hpp"
 #include "flow/tcp_state.hpp"
 #include "sched/maglev.hpp"
 
@@ -76,6 +77,7 @@ Napi::Value Constants(const Napi::CallbackInfo& info) {
   set(ops, "SET_TABLE", proto::OP_SET_TABLE);
   set(ops, "SET_MARKS", proto::OP_SET_MARKS);
   set(ops, "SET_OPTIONS", proto::OP_SET_OPTIONS);
+  set(ops, "SYNC_IMPORT", proto::OP_SYNC_IMPORT);
   c.Set("ops", ops);
   Napi::Object evs = Napi::Object::New(env);
   set(evs, "APPLIED", proto::EV_APPLIED);
@@ -84,6 +86,7 @@ Napi::Value Constants(const Napi::CallbackInfo& info) {
   set(evs, "REJECTED", proto::EV_REJECTED);
   set(evs, "DUMP_READY", proto::EV_DUMP_READY);
   set(evs, "NEIGH_MISS", proto::EV_NEIGH_MISS);
+  set(evs, "SYNC", proto::EV_SYNC);
   c.Set("events", evs);
   Napi::Array counters = Napi::Array::New(env, C_COUNT);
   for (uint32_t i = 0; i < C_COUNT; ++i) {
@@ -109,6 +112,25 @@ Napi::Value Constants(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < 14; ++i) set(scheds, sched_names[i], proto::SCH_RR + i);
   c.Set("schedulers", scheds);
   set(c, "dumpRecordBytes", kDumpRecordBytes);
+  set(c, "syncRecordBytes", kSyncRecordBytes);
+  set(c, "syncVersion", kSyncVersion);
+  Napi::Object opts = Napi::Object::New(env);
+  set(opts, "EXPIRE_NODEST_CONN", proto::OPT_EXPIRE_NODEST_CONN);
+  set(opts, "EXPIRE_QUIESCENT_TEMPLATE", proto::OPT_EXPIRE_QUIESCENT_TEMPLATE);
+  set(opts, "SYNC_MASTER", proto::OPT_SYNC_MASTER);
+  c.Set("optionFlags", opts);
+  Napi::Object fmts = Napi::Object::New(env);
+  set(fmts, "ROWS", proto::DUMP_ROWS);
+  set(fmts, "SYNC", proto::DUMP_SYNC);
+  c.Set("dumpFormats", fmts);
+  Napi::Object sflags = Napi::Object::New(env);
+  set(sflags, "TEMPLATE", SF_TEMPLATE);
+  set(sflags, "NOOUTPUT", SF_NOOUTPUT);
+  set(sflags, "INACTIVE", SF_INACTIVE);
+  set(sflags, "ASSURED", SF_ASSURED);
+  set(sflags, "NO_CPORT", SF_NO_CPORT);
+  set(sflags, "REPLIED", SF_REPLIED);
+  c.Set("syncFlags", sflags);
   set(c, "connEntryBytes", sizeof(Conn));
   set(c, "maxFrame", MemoryPort::kMaxFrame);
   set(c, "maxInterfaces", kMaxInterfaces);

@@ -1,6 +1,7 @@
 #include "control/control.hpp"
 #include <algorithm>
 #include <numeric>
+#include "flow/sync_record.hpp"
 
 namespace lvsd {
 namespace {
@@ -32,7 +33,7 @@ Control::Control(const Shared& shared, Clock clock, RealFlags& flags, std::vecto
                  EventSink events, std::function<void()> wake_workers)
     : shared_(shared), clock_(clock), flags_(flags), workers_(workers), commands_(shared.command_ring()), events_(events),
       wake_workers_(std::move(wake_workers)),
-      builder_(shared.layout().max_services, shared.layout().max_reals) {
+      builder_(shared.layout().max_services, shared.layout().max_reals), imports_(workers.size()) {
   auto* first = new Snapshot(builder_);
   first->index();
   current_.store(first);
@@ -73,8 +74,25 @@ bool Control::step() {
   }
   reclaim();
   release_drained();
+  forward_imports();
   events_.flush();
   return any;
+}
+
+void Control::forward_imports() {
+  bool pending = false, pushed = false;
+  for (uint32_t w = 0; w < workers_.size(); ++w) {
+    auto& q = imports_[w];
+    while (!q.empty()) {
+      const auto& chunk = *q.front();
+      if (!workers_[w].inbox.push(OP_SYNC_IMPORT, chunk.data(), uint32_t(chunk.size()))) break;
+      q.pop_front();
+      pushed = true;
+    }
+    pending |= !q.empty();
+  }
+  imports_pending_ = pending;
+  if (pushed && wake_workers_) wake_workers_();
 }
 
 void Control::reject(uint32_t op, uint32_t code) {
@@ -246,10 +264,23 @@ void Control::apply(const uint32_t* msg) {
       if (has_commit_ && commands_.tail() + (msg[0] & 0xffff) == last_commit_) commit(uint64_t(w[1]) << 32 | w[0]);
       return;
     case OP_DUMP_CONNS:
-      if (n != 1) return reject(op, REJ_BAD_LENGTH);
-      for (auto& ws : workers_) ws.dump_request.store(w[0] ? w[0] : 1, std::memory_order_release);
+      if (n != 1 && n != 2) return reject(op, REJ_BAD_LENGTH);
+      if (n == 2 && w[1] != DUMP_ROWS && w[1] != DUMP_SYNC) return reject(op, REJ_BAD_FIELD);
+      for (auto& ws : workers_) {
+        ws.dump_format.store(n == 2 ? w[1] : DUMP_ROWS, std::memory_order_relaxed);
+        ws.dump_request.store(w[0] ? w[0] : 1, std::memory_order_release);
+      }
       if (wake_workers_) wake_workers_();
       return;
+    case OP_SYNC_IMPORT: {
+      // Whole records only; what is in them is the workers' business (they decode and count).
+      if (n % kSyncRecordWords != 0) return reject(op, REJ_BAD_LENGTH);
+      if (n == 0) return;
+      auto chunk = std::make_shared<const std::vector<uint32_t>>(w, w + n);
+      for (auto& q : imports_) q.push_back(chunk);
+      imports_pending_ = true;
+      return;
+    }
     default:
       return reject(op, REJ_UNKNOWN_OPCODE);
   }

@@ -3,6 +3,7 @@
 // on (epochs), and releases slots of deleted services/reals once no connection uses them.
 #pragma once
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <unordered_map>
@@ -25,7 +26,8 @@ class Control {
   // Drain the command ring and do the periodic work. True when a command was consumed.
   bool step();
   // Events are waiting for JavaScript to make room in the ring.
-  bool backlogged() const { return events_.backlogged(); }
+  // Or sync records are waiting for room in a worker's inbox.
+  bool backlogged() const { return events_.backlogged() || imports_pending_; }
   const Snapshot* current() const { return current_.load(std::memory_order_seq_cst); }
 
  private:
@@ -47,6 +49,7 @@ class Control {
   bool workers_past(uint64_t gen) const;
   uint64_t real_refs(uint32_t slot) const;
   void zero_counters(bool service, uint32_t slot);
+  void forward_imports();
 
   const Shared& shared_;
   Clock clock_;
@@ -67,6 +70,11 @@ class Control {
   bool has_commit_ = false;   // the current burst holds a commit...
   uint32_t last_commit_ = 0;  // ...and this is the ring index just past the last one  // newest generation published and not yet announced
   bool reported_corrupt_ = false;
+  // Sync records received and not yet in a worker's inbox, per worker (a chunk is shared by
+  // all workers). Handed on at the end of a step, after the step's commits are published, so
+  // a worker looks them up in a snapshot at least as new as the commands before them.
+  std::vector<std::deque<std::shared_ptr<const std::vector<uint32_t>>>> imports_;
+  bool imports_pending_ = false;
 };
 
 }  // namespace lvsd

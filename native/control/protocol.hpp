@@ -24,7 +24,10 @@ enum Op : uint32_t {
   OP_SET_TIMEOUTS = 7,  // [count, ms x count]: per-state timeouts in kTimeout order
   OP_CLEAR = 8,         // []: delete every service and real (ipvsadm -C)
   OP_COMMIT = 9,        // [gen_lo, gen_hi]: publish everything since the last commit
-  OP_DUMP_CONNS = 10,   // [request]: every worker serialises its connection table
+  // [request] or [request, format]: every worker serialises its connection table, as
+  // kDumpRecordBytes rows (DUMP_ROWS, the default) or as sync records (DUMP_SYNC: templates
+  // first, then connections; flow/sync_record.hpp).
+  OP_DUMP_CONNS = 10,
   // [svc, kind, total, offset, count, entries x count]: a scheduling table computed in TS,
   // in chunks (a table may be larger than a ring message). Entries are real slots or NIL.
   OP_SET_TABLE = 11,
@@ -33,6 +36,15 @@ enum Op : uint32_t {
   // the list, first=0 appends (long lists span messages).
   OP_SET_MARKS = 12,
   OP_SET_OPTIONS = 13,  // [flags: OPT_*]
+  // [records x kSyncRecordWords]: sync records (flow/sync_record.hpp) for every worker to apply
+  // to its connection table. The control thread hands them on; workers apply them at batch
+  // boundaries against their current snapshot.
+  OP_SYNC_IMPORT = 14,
+};
+
+enum DumpFormat : uint32_t {
+  DUMP_ROWS = 0,
+  DUMP_SYNC = 1,
 };
 
 inline constexpr uint32_t kMarkRuleWords = 15;
@@ -55,6 +67,7 @@ enum SvcFlag : uint32_t {
 enum OptionFlag : uint32_t {
   OPT_EXPIRE_NODEST_CONN = 0x1,         // packets of a connection whose real is gone end it
   OPT_EXPIRE_QUIESCENT_TEMPLATE = 0x2,  // a template of a weight-0 real no longer binds
+  OPT_SYNC_MASTER = 0x4,                // workers export sync records (EV_SYNC)
 };
 
 // Events, native -> TS (one ring per producer: the control thread and each worker).
@@ -65,6 +78,7 @@ enum Ev : uint32_t {
   EV_REJECTED = 4,          // [opcode, code]: a command failed native checks (a bug in TS)
   EV_DUMP_READY = 5,        // [worker, request]
   EV_NEIGH_MISS = 6,        // [iface, af, addr x4]: a real's MAC address is unknown
+  EV_SYNC = 7,              // [records x kSyncRecordWords]: connection state for the backup
 };
 
 enum RejectCode : uint32_t {

@@ -75,6 +75,8 @@ class Ring {
     return found;
   }
   uint32_t tail() { return atomic(16).load(std::memory_order_relaxed); }
+  // Consumer: nothing is waiting (padding may be, which peek() skips).
+  bool empty() { return atomic(0).load(std::memory_order_acquire) == atomic(16).load(std::memory_order_relaxed); }
   void pop(const uint32_t* msg) {
     const uint32_t tail = atomic(16).load(std::memory_order_relaxed);
     atomic(16).store(tail + (msg[0] & 0xffff), std::memory_order_release);

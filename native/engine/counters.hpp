@@ -34,6 +34,17 @@ enum Counter : uint32_t {
   C_SNAPSHOTS,          // configuration snapshots picked up
   C_BATCHES,
   C_EVENTS_LOST,        // event ring full
+  // Connection sync (flow/sync_record.hpp). Export: records a worker emitted, or lost because
+  // its event ring was full. Import: counted once per record (by worker 0, although every
+  // worker applies it), so the import counters add up to the records given.
+  C_SYNC_EXPORTED,
+  C_SYNC_DROPPED,
+  C_SYNC_IMPORTED,           // created an entry
+  C_SYNC_UPDATED,            // updated an existing entry
+  C_SYNC_REJECTED_MALFORMED, // failed sync_decode
+  C_SYNC_REJECTED_NO_SERVICE,
+  C_SYNC_REJECTED_NO_REAL,
+  C_SYNC_REJECTED_FULL,      // no entry could be had, even by eviction
   C_DROP_PARSE_BASE,
   C_COUNT = C_DROP_PARSE_BASE + 24,
 };
@@ -46,7 +57,9 @@ inline const char* counter_name(uint32_t c) {
       "drop_no_dest", "drop_dest_gone", "drop_no_neighbour", "drop_no_iface",
       "drop_ttl_exceeded", "drop_too_big", "drop_table_full", "drop_tx_full", "drop_no_room",
       "icmp_sent", "icmp_ratelimited", "fragments_sent", "conn_created", "conn_expired",
-      "conn_evicted", "conn_reused", "conn_count", "snapshots", "batches", "events_lost"};
+      "conn_evicted", "conn_reused", "conn_count", "snapshots", "batches", "events_lost",
+      "sync_exported", "sync_dropped", "sync_imported", "sync_updated", "sync_rejected_malformed",
+      "sync_rejected_no_service", "sync_rejected_no_real", "sync_rejected_full"};
   static_assert(sizeof(names) / sizeof(names[0]) == C_DROP_PARSE_BASE);
   return c < C_DROP_PARSE_BASE ? names[c] : nullptr;
 }

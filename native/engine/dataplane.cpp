@@ -10,6 +10,12 @@ Dataplane::Dataplane(const DataplaneOptions& opts, uint8_t* region, uint64_t reg
       sync_(opts.layout.workers) {
   if (region_bytes < shared_.layout().total) throw std::invalid_argument("shared region too small");
   if (opts.layout.workers == 0) throw std::invalid_argument("at least one worker");
+  // Each worker's sync inbox is as large as the command ring, so any import message fits.
+  const uint32_t inbox_words = shared_.layout().command_ring_words;
+  for (auto& ws : sync_) {
+    ws.inbox_memory = std::make_unique<uint32_t[]>(Ring::bytes_for(inbox_words) / 4);  // zeroed
+    ws.inbox = Ring(ws.inbox_memory.get(), inbox_words);
+  }
   uint32_t* notify = shared_.notify_word();
   const Clock clock(&shared_, opts.manual_clock);
   control_ = std::make_unique<Control>(
@@ -87,7 +93,7 @@ void Dataplane::worker_loop(uint32_t w) {
   Worker& worker = *workers_[w];
   uint32_t idle = 0;
   while (!stopping_.load(std::memory_order_relaxed)) {
-    if (worker.step()) {
+    if (worker.step() || worker.importing()) {
       idle = 0;
       continue;
     }
@@ -105,12 +111,20 @@ void Dataplane::worker_loop(uint32_t w) {
 void Dataplane::poll() {
   if (opts_.threaded) return;
   control_->step();
-  for (auto& worker : workers_) {
-    // Bounded: every step consumes at least one frame or the port is empty.
-    while (worker->step()) {
+  for (;;) {
+    for (auto& worker : workers_) {
+      // Bounded: every step consumes at least one frame or the port is empty (and in manual
+      // mode a step applies every sync record waiting).
+      while (worker->step()) {
+      }
     }
+    control_->step();  // reclaim snapshots and release drained slots the workers just freed
+    // Sync records the control step could hand on only now (an inbox was full): apply them
+    // too, so one poll applies every import queued before it. Each round empties the inboxes.
+    bool importing = false;
+    for (auto& worker : workers_) importing |= worker->importing();
+    if (!importing) break;
   }
-  control_->step();  // reclaim snapshots and release drained slots the workers just freed
 }
 
 ReplayResult Dataplane::replay(std::vector<ReplayPort::Frame> frames, uint64_t total, uint32_t w) {

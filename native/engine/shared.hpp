@@ -99,6 +99,14 @@ class EventSink {
     if (std::atomic_ref<uint32_t>(*notify_).exchange(1, std::memory_order_acq_rel) == 0) notifier_->wake();
   }
   bool backlogged() const { return !overflow_.empty(); }
+  // For events that may be lost (connection sync records): straight into the ring, or false
+  // when it is full. Never queued, so never a cost beyond the copy; it may overtake events
+  // waiting in the overflow queue, which is fine for events that carry no ordering.
+  bool try_emit(uint32_t op, const uint32_t* payload, uint32_t words) {
+    if (!ring_.push(op, payload, words)) return false;
+    dirty_ = true;
+    return true;
+  }
 
  private:
   Ring ring_;
@@ -132,6 +140,11 @@ struct alignas(64) WorkerSync {
   std::atomic<uint64_t> seen{kQuiescent};  // generation of the snapshot in use; 0 = acquiring
   alignas(64) std::atomic<uint32_t> dump_request{0};
   std::atomic<uint32_t> dump_ready{0};
+  std::atomic<uint32_t> dump_format{proto::DUMP_ROWS};  // written before dump_request
+  // Sync records for this worker to import: the control thread produces, the worker consumes
+  // at batch boundaries (a single-producer/single-consumer ring, DESIGN.md "rings, not locks").
+  std::unique_ptr<uint32_t[]> inbox_memory;
+  Ring inbox;
 };
 
 }  // namespace lvsd

@@ -16,13 +16,50 @@ constexpr uint64_t kTemplateRetryMs = 60000; // IPVS retries expiry of a control
 bool is_new_syn(uint8_t f) { return (f & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) == TCP_SYN; }
 uint16_t ethertype(uint8_t af) { return af == AF_V4 ? ETH_P_IPV4 : ETH_P_IPV6; }
 
+constexpr uint16_t kFtpPort = 21;
+
+// A persistence template's key (ip_vs_sched_persist): <proto, client & netmask, 0, vip, vport>,
+// vport 0 for port-0 and FTP services and when the packet's port is not the service's; for
+// firewall-mark services <IPPROTO_IP, client & netmask, 0, the mark as an address, 0>.
+struct TemplateKey {
+  uint8_t proto;
+  uint16_t vport;
+  Addr caddr, vaddr;
+};
+TemplateKey template_key(const ServiceCfg& svc, uint8_t proto, const Addr& src, const Addr& dst, uint16_t dport) {
+  TemplateKey k;
+  for (int i = 0; i < 16; ++i) k.caddr.b[i] = uint8_t(src.b[i] & svc.pmask.b[i]);
+  k.proto = proto;
+  k.vaddr = dst;
+  k.vport = dport == svc.port && svc.port != kFtpPort ? dport : 0;
+  if (svc.fwmark) {
+    k.proto = 0;
+    k.vaddr = Addr{};
+    store32(k.vaddr.b, svc.fwmark);
+    k.vport = 0;
+  }
+  return k;
+}
+
+// TCP is synced once past the handshake (IPVS syncs ES/FW/CL/CW/TW; LAST_ACK too here).
+bool tcp_synced_state(uint8_t s) { return !tcp::is_embryonic(s) && s != S_LISTEN; }
+
+// In-memory flags <-> record flags.
+uint16_t record_flags(uint16_t f) {
+  return uint16_t((f & CF_TEMPLATE ? SF_TEMPLATE : 0) | (f & CF_NOOUTPUT ? SF_NOOUTPUT : 0) |
+                  (f & CF_INACTIVE ? SF_INACTIVE : 0) | (f & CF_ASSURED ? SF_ASSURED : 0) |
+                  (f & CF_NO_CPORT ? SF_NO_CPORT : 0) | (f & CF_REPLIED ? SF_REPLIED : 0));
+}
+
 }  // namespace
 
 Worker::Worker(uint32_t id, const Shared& shared, RealFlags& flags, WorkerSync& sync, const Control& control,
                Clock clock, EventSink events, uint32_t conn_capacity, uint64_t seed)
     : id_(id), shared_(shared), flags_(flags), sync_(sync), control_(control), clock_(clock), events_(events),
       table_(conn_capacity, seed), globals_(shared.globals(id)), loads_(shared.loads(&flags)), rng_(seed),
-      sched_(shared.layout().max_services), neigh_miss_at_(shared.layout().max_reals, 0) {}
+      sched_(shared.layout().max_services), neigh_miss_at_(shared.layout().max_reals, 0) {
+  sync_out_.resize(size_t(kSyncPerEvent) * kSyncRecordWords);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Batches, snapshots and housekeeping
@@ -40,6 +77,7 @@ void Worker::begin_batch() {
   }
   sync_.seen.store(s->gen, std::memory_order_seq_cst);
   now_ = clock_.now_ms();
+  sync_master_ = s->options & OPT_SYNC_MASTER;
 }
 
 void Worker::quiesce() {
@@ -81,6 +119,7 @@ void Worker::on_snapshot(const Snapshot* s) {
 
 uint32_t Worker::step() {
   begin_batch();
+  if (!sync_.inbox.empty()) drain_inbox();
   Packet pkts[kBatch];
   PacketView pvs[kBatch];
   ParseStatus st[kBatch];
@@ -111,6 +150,7 @@ uint32_t Worker::step() {
     count(C_BATCHES);
   }
   if (gen_n_) count(C_DROP_TX_FULL, port_->complete(gen_, gen_n_));
+  if (sync_out_n_) flush_sync();
   housekeeping();
   events_.flush();
   return n;
@@ -127,10 +167,15 @@ void Worker::housekeeping() {
   const uint32_t req = sync_.dump_request.load(std::memory_order_acquire);
   if (req && !dump_request_ && !sync_.dump_ready.load(std::memory_order_acquire)) {
     dump_request_ = req;
+    dump_format_ = sync_.dump_format.load(std::memory_order_relaxed);
     dump_cursor_ = 0;
+    dump_templates_done_ = false;
     dump_.clear();
   }
-  if (dump_request_) progress_dump();
+  if (dump_request_) {
+    if (dump_format_ == DUMP_SYNC) progress_sync_dump();
+    else progress_dump();
+  }
 }
 
 void Worker::sweep(uint32_t budget) {
@@ -188,6 +233,245 @@ void Worker::progress_dump() {
     dump_request_ = 0;
     events_.emit(EV_DUMP_READY, p, 2);
   }
+}
+
+void Worker::progress_sync_dump() {
+  // Two passes, templates then connections (so an importer finds a connection's template), in
+  // slices as progress_dump. Entries made during the dump may be missed: with OPT_SYNC_MASTER
+  // they are exported as they are made.
+  const uint32_t hw = table_.high_water();
+  const uint32_t slice = clock_.manual() ? 2 * hw + 1 : 16384;
+  for (uint32_t done = 0; done < slice; ++done) {
+    if (dump_cursor_ >= hw) {
+      if (dump_templates_done_) break;
+      dump_templates_done_ = true;
+      dump_cursor_ = 0;
+      continue;
+    }
+    const Conn& c = table_.at(dump_cursor_++);
+    if (!(c.flags & CF_IN_USE) || c.expires <= now_) continue;
+    if (bool(c.flags & CF_TEMPLATE) == dump_templates_done_) continue;
+    SyncRecord r;
+    if (!make_record(c, r)) continue;
+    const size_t at = dump_.size();
+    dump_.resize(at + kSyncRecordBytes);
+    sync_encode(r, dump_.data() + at);
+  }
+  if (dump_templates_done_ && dump_cursor_ >= hw) {
+    const uint32_t p[2] = {id_, dump_request_};
+    sync_.dump_request.store(0, std::memory_order_relaxed);
+    sync_.dump_ready.store(dump_request_, std::memory_order_release);
+    dump_request_ = 0;
+    events_.emit(EV_DUMP_READY, p, 2);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection sync: export
+
+// The record for `c`, or false when its service or real is no longer configured (the backup
+// could not place it either).
+bool Worker::make_record(const Conn& c, SyncRecord& r) const {
+  const ServiceCfg* s = snap_->service(c.svc);
+  const RealCfg* rc = snap_->real(c.real);
+  if (!s || !rc) return false;
+  r.proto = c.proto;
+  r.af = c.af;
+  r.daf = c.daf;
+  r.state = c.state;
+  r.fwd = c.fwd;
+  r.svc_proto = s->proto;
+  r.svc_af = s->af;
+  r.flags = record_flags(c.flags);
+  r.cport = c.cport;
+  r.vport = c.vport;
+  r.dport = c.dport;
+  r.svc_port = s->port;
+  r.real_port = rc->port;
+  r.fwmark = c.fwmark;
+  r.svc_fwmark = s->fwmark;
+  r.expires_in_ms = c.expires > now_ ? uint32_t(std::min<uint64_t>(c.expires - now_, 0xffffffffu)) : 0;
+  r.timeout_ms = c.timeout_ms;
+  r.in_pkts = c.in_pkts;
+  r.client_mac = c.client_mac;
+  r.client_iface = c.client_iface;
+  r.caddr = c.caddr;
+  r.vaddr = c.vaddr;
+  r.daddr = c.daddr;
+  r.svc_vip = s->vip;
+  return true;
+}
+
+void Worker::sync_export(Conn& c) {
+  SyncRecord r;
+  if (!make_record(c, r)) return;
+  sync_encode(r, reinterpret_cast<uint8_t*>(sync_out_.data() + size_t(sync_out_n_) * kSyncRecordWords));
+  const uint32_t now32 = uint32_t(now_);
+  c.synced_at = now32 ? now32 : 1;
+  if (++sync_out_n_ == kSyncPerEvent) flush_sync();
+}
+
+void Worker::flush_sync() {
+  const uint32_t n = sync_out_n_;
+  sync_out_n_ = 0;
+  // The event ring full: the records are lost (counted), the packet path never waits. The
+  // refresh rules resend the state of every live entry later.
+  if (events_.try_emit(EV_SYNC, sync_out_.data(), n * kSyncRecordWords)) count(C_SYNC_EXPORTED, n);
+  else count(C_SYNC_DROPPED, n);
+}
+
+// More than half of the entry's timeout since it was last exported (or never exported).
+bool Worker::sync_due(const Conn& c) const {
+  return c.synced_at == 0 || uint32_t(uint32_t(now_) - c.synced_at) > c.timeout_ms / 2;
+}
+
+// After a packet of `c` (state before it: old_state): export on a TCP state change past the
+// handshake, a new UDP flow, packets 3, 53, 103... and whenever half the timeout has passed
+// since the last export (so a quiet long-lived flow never expires on the backup).
+void Worker::sync_packet(Conn& c, uint8_t old_state, bool created) {
+  if (c.proto == PROTO_TCP) {
+    if (!tcp_synced_state(c.state)) return;
+    if (c.state != old_state) return sync_export(c);
+  } else if (created) {
+    return sync_export(c);
+  }
+  if (c.in_pkts % kSyncPeriod == kSyncThreshold || sync_due(c)) sync_export(c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection sync: import
+
+void Worker::drain_inbox() {
+  // A share per batch (everything when the clock is manual), so imports never stall packets.
+  const uint32_t budget = clock_.manual() ? ~0u : 4096;
+  uint32_t applied = 0;
+  while (applied < budget) {
+    const uint32_t* msg = sync_.inbox.peek();
+    if (!msg) break;
+    const uint32_t words = (msg[0] & 0xffff) - 1;
+    const auto* bytes = reinterpret_cast<const uint8_t*>(msg + 1);
+    for (uint32_t k = 0; k + kSyncRecordWords <= words; k += kSyncRecordWords, ++applied) {
+      const Import res = import_record(bytes + size_t(k) * 4);
+      if (id_ != 0) continue;  // every worker applies; worker 0 counts
+      switch (res) {
+        case Import::Created: count(C_SYNC_IMPORTED); break;
+        case Import::Updated: count(C_SYNC_UPDATED); break;
+        case Import::Malformed: count(C_SYNC_REJECTED_MALFORMED); break;
+        case Import::NoService: count(C_SYNC_REJECTED_NO_SERVICE); break;
+        case Import::NoReal: count(C_SYNC_REJECTED_NO_REAL); break;
+        case Import::Full: count(C_SYNC_REJECTED_FULL); break;
+      }
+    }
+    sync_.inbox.pop(msg);
+  }
+}
+
+uint32_t Worker::find_template(const ServiceCfg& svc, uint8_t proto, uint8_t af, const Addr& caddr,
+                               const Addr& vaddr, uint16_t vport) {
+  const TemplateKey k = template_key(svc, proto, caddr, vaddr, vport);
+  const uint64_t th = table_.hash(k.proto, af, k.caddr, 0);
+  return table_.find_in(th, k.proto, af, k.caddr, 0, k.vaddr, k.vport, true);
+}
+
+// Apply one record (IPVS ip_vs_proc_conn): find the service by its key and the real by its
+// address in the current snapshot; create the entry or bring an existing one up to date. The
+// entry then lives exactly as a local one: bound (ActiveConn/InActConn), on the embryonic list
+// when it is embryonic, under its template when its service is persistent.
+Worker::Import Worker::import_record(const uint8_t* p) {
+  SyncRecord r;
+  if (sync_decode(p, kSyncRecordBytes, r) != SyncStatus::Ok) return Import::Malformed;
+  const uint32_t svc_slot = snap_->find_service(r.svc_fwmark, r.svc_proto, r.svc_af, r.svc_vip, r.svc_port);
+  const ServiceCfg* svc = snap_->service(svc_slot);
+  // find_service falls back to a port-0 service: only the exact key will do here.
+  if (!svc || svc->af != r.svc_af || svc->proto != r.svc_proto || svc->port != r.svc_port ||
+      svc->fwmark != r.svc_fwmark || svc->vip != r.svc_vip)
+    return Import::NoService;
+  uint32_t real = NIL;
+  for (uint32_t rs : svc->reals) {
+    const RealCfg& rc = snap_->reals[rs];
+    if (rc.af == r.daf && rc.port == r.real_port && rc.addr == r.daddr) {
+      real = rs;
+      break;
+    }
+  }
+  if (real == NIL) return Import::NoReal;
+  const RealCfg& rc = snap_->reals[real];
+  const bool tmpl = r.flags & SF_TEMPLATE;
+
+  const uint64_t h = table_.hash(r.proto, r.af, r.caddr, r.cport);
+  uint32_t ci = table_.find_in(h, r.proto, r.af, r.caddr, r.cport, r.vaddr, r.vport, tmpl);
+  const bool created = ci == NIL;
+  if (created) {
+    ci = alloc_conn();
+    if (ci == NIL) return Import::Full;
+    Conn& c = table_.at(ci);
+    c.proto = r.proto;
+    c.af = r.af;
+    c.caddr = r.caddr;
+    c.cport = r.cport;
+    c.vaddr = r.vaddr;
+    c.vport = r.vport;
+    c.svc = svc_slot;
+    c.lc_epoch = svc->lc_epoch;
+    table_.link(ci, h);
+  } else {
+    Conn& c = table_.at(ci);
+    if (c.real != NIL) unbind(c);  // rebound below, with the record's state
+    if (c.svc != svc_slot) {
+      c.svc = svc_slot;
+      c.lc_epoch = svc->lc_epoch;
+    }
+  }
+  Conn& c = table_.at(ci);
+  // The real's own forwarding method, as IPVS's ip_vs_bind_dest gives synced connections.
+  c.real = real;
+  c.daf = rc.af;
+  c.daddr = rc.addr;
+  c.dport = r.dport;
+  c.fwd = rc.fwd;
+  c.fwmark = r.fwmark;
+  c.state = r.state;
+  c.timeout_ms = r.timeout_ms;
+  c.expires = now_ + r.expires_in_ms;
+  c.in_pkts = r.in_pkts;
+  c.client_mac = r.client_mac;
+  c.client_iface = r.client_iface;
+  uint16_t f = uint16_t(c.flags & (CF_IN_USE | CF_EMBRYONIC));
+  if (r.flags & SF_ASSURED) f |= CF_ASSURED;
+  if (r.flags & SF_NO_CPORT) f |= CF_NO_CPORT;
+  if (r.flags & SF_REPLIED) f |= CF_REPLIED;
+  if (tmpl) {
+    f |= CF_TEMPLATE | CF_INACTIVE;
+  } else {
+    // Activity follows the state (as set_state keeps it); DR/tunnel never see output, NAT
+    // keeps what the active knew.
+    if (!tcp::is_active(c.state)) f |= CF_INACTIVE;
+    if (rc.fwd != FWD_NAT || (r.flags & SF_NOOUTPUT)) f |= CF_NOOUTPUT;
+  }
+  c.flags = f;
+  if (!tmpl) {
+    const bool embryonic = c.proto == PROTO_TCP ? tcp::is_embryonic(c.state)
+                                                : !(c.flags & CF_REPLIED) && c.in_pkts < 2;
+    if (embryonic && !(c.flags & CF_EMBRYONIC)) table_.embryonic_push(ci);
+    if (!embryonic && (c.flags & CF_EMBRYONIC)) table_.embryonic_remove(ci);
+  }
+  bind(c);
+  // Under its template, as new_persistent would have put it.
+  if (!tmpl && svc->persistent() && c.control == NIL) {
+    const uint32_t ti = find_template(*svc, c.proto, c.af, c.caddr, c.vaddr, c.vport);
+    if (ti != NIL && ti != ci) {
+      Conn& t = table_.at(ti);
+      if (t.expires > now_ || t.n_control) {
+        c.control = ti;
+        ++t.n_control;
+      }
+    }
+  }
+  // A controlled connection that completed (or a UDP flow answered) assures its template,
+  // as set_state and the reply path do on the active.
+  if (c.control != NIL && (c.state == S_ESTABLISHED || (c.proto == PROTO_UDP && (c.flags & CF_REPLIED))))
+    table_.at(c.control).flags |= CF_ASSURED;
+  return created ? Import::Created : Import::Updated;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,11 +615,13 @@ Verdict Worker::handle(Packet& p, PacketView& pv, uint64_t h) {
       ci = NIL;
     }
     if (ci != NIL) {
+      const uint8_t old_state = c.state;
       if (pv.proto == PROTO_TCP) {
         const tcp::Dir dir = (c.flags & CF_NOOUTPUT) ? tcp::DIR_INPUT_ONLY : tcp::DIR_INPUT;
         set_state(c, tcp::next_state(dir, pv.tcp_flags, c.state));
       }
       touch(c);
+      if (sync_master_) sync_packet(c, old_state, false);
       return to_real(p, pv, c, false);
     }
   }
@@ -351,6 +637,7 @@ Verdict Worker::handle(Packet& p, PacketView& pv, uint64_t h) {
     if (c.expires <= now_) {
       expire(ci);
     } else if (c.fwd == FWD_NAT) {
+      const uint8_t old_state = c.state;
       if (pv.proto == PROTO_TCP) {
         c.flags &= ~CF_NOOUTPUT;
         set_state(c, tcp::next_state(tcp::DIR_OUTPUT, pv.tcp_flags, c.state));
@@ -359,6 +646,7 @@ Verdict Worker::handle(Packet& p, PacketView& pv, uint64_t h) {
       }
       c.flags |= CF_REPLIED;
       touch(c);
+      if (sync_master_) sync_packet(c, old_state, false);
       return to_client(p, pv, c, false);
     }
   }
@@ -450,6 +738,7 @@ Verdict Worker::new_conn(Packet& p, PacketView& pv, uint32_t svc_slot, uint64_t 
     set_state(c, S_UDP);
   }
   touch(c);
+  if (sync_master_) sync_packet(c, S_NONE, true);
   return to_real(p, pv, c, false);
 }
 
@@ -468,21 +757,11 @@ bool Worker::template_valid(Conn& t) {
 uint32_t Worker::new_persistent(Packet& p, PacketView& pv, uint32_t svc_slot, uint64_t h) {
   (void)h;
   const ServiceCfg& svc = snap_->services[svc_slot];
-  constexpr uint16_t kFtpPort = 21;
-  // The template key: <proto, client & netmask, 0, vip, vport> (vport 0 for port-0 and FTP
-  // services and when the packet's port is not the service's), or for firewall-mark services
-  // <IPPROTO_IP, client & netmask, 0, the mark as an address, 0>.
-  Addr snet;
-  for (int k = 0; k < 16; ++k) snet.b[k] = uint8_t(pv.src.b[k] & svc.pmask.b[k]);
-  uint8_t tproto = pv.proto;
-  Addr tvaddr = pv.dst;
-  uint16_t tvport = pv.dport == svc.port && svc.port != kFtpPort ? pv.dport : 0;
-  if (svc.fwmark) {
-    tproto = 0;
-    tvaddr = Addr{};
-    store32(tvaddr.b, svc.fwmark);
-    tvport = 0;
-  }
+  const TemplateKey key = template_key(svc, pv.proto, pv.src, pv.dst, pv.dport);
+  const Addr& snet = key.caddr;
+  const uint8_t tproto = key.proto;
+  const Addr& tvaddr = key.vaddr;
+  const uint16_t tvport = key.vport;
   const uint64_t th = table_.hash(tproto, pv.af, snet, 0);
   uint32_t ti = table_.find_in(th, tproto, pv.af, snet, 0, tvaddr, tvport, true);
   if (ti != NIL) {
@@ -545,6 +824,8 @@ uint32_t Worker::new_persistent(Packet& p, PacketView& pv, uint32_t svc_slot, ui
   c.control = ti;
   ++t.n_control;
   t.expires = now_ + t.timeout_ms;  // every new connection restarts the template's timer
+  // Sync: a new template at once (sync_due: never exported), a re-armed one every half timeout.
+  if (sync_master_ && sync_due(t)) sync_export(t);
   return ci;
 }
 

@@ -9,6 +9,7 @@
 #include "engine/counters.hpp"
 #include "engine/shared.hpp"
 #include "flow/conn_table.hpp"
+#include "flow/sync_record.hpp"
 #include "io/port.hpp"
 #include "sched/scheduler.hpp"
 
@@ -37,6 +38,9 @@ class Worker {
   // About to sleep: stop holding a snapshot so the control thread may free it.
   void quiesce();
 
+  // Sync records are waiting in this worker's inbox (more than one batch's share).
+  bool importing() { return !sync_.inbox.empty(); }
+
   ConnTable& table() { return table_; }
   const std::vector<uint8_t>& dump() const { return dump_; }
   void clear_dump() { dump_.clear(); dump_.shrink_to_fit(); }
@@ -54,6 +58,24 @@ class Worker {
   void housekeeping();
   void sweep(uint32_t budget);
   void progress_dump();
+  void progress_sync_dump();
+
+  // Connection sync, export (OPT_SYNC_MASTER): records gather in sync_out_ and leave as one
+  // EV_SYNC message per kSyncPerEvent records or per batch.
+  static constexpr uint32_t kSyncPerEvent = 64;
+  static constexpr uint32_t kSyncThreshold = 3;  // IPVS sync_threshold: packets 3, 53, 103...
+  static constexpr uint32_t kSyncPeriod = 50;    // IPVS sync_period
+  bool make_record(const Conn& c, SyncRecord& r) const;
+  void sync_export(Conn& c);
+  void sync_packet(Conn& c, uint8_t old_state, bool created);
+  bool sync_due(const Conn& c) const;
+  void flush_sync();
+  // Connection sync, import.
+  enum class Import : uint8_t { Created, Updated, Malformed, NoService, NoReal, Full };
+  void drain_inbox();
+  Import import_record(const uint8_t* p);
+  uint32_t find_template(const ServiceCfg& svc, uint8_t proto, uint8_t af, const Addr& caddr,
+                         const Addr& vaddr, uint16_t vport);
 
   Verdict process(Packet& p, PacketView& pv, ParseStatus st, uint64_t hash);
   Verdict handle(Packet& p, PacketView& pv, uint64_t hash);
@@ -121,6 +143,12 @@ class Worker {
   std::vector<uint8_t> dump_;
   uint32_t dump_cursor_ = 0;
   uint32_t dump_request_ = 0;
+  uint32_t dump_format_ = 0;
+  bool dump_templates_done_ = false;  // sync dumps: the template pass is over
+
+  bool sync_master_ = false;
+  std::vector<uint32_t> sync_out_;
+  uint32_t sync_out_n_ = 0;
 };
 
 }  // namespace lvsd

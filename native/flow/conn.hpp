@@ -45,7 +45,7 @@ struct Conn {
   uint8_t fwd;          // proto::Fwd
   uint8_t reserved[3];
   uint32_t lc_epoch;    // the service's least-connection epoch when this was created
-  uint32_t reserved2;
+  uint32_t synced_at;   // connection sync: low 32 bits of the clock (ms) at the last export; 0 never
 };
 
 static_assert(sizeof(Conn) == 128, "a connection entry is two cache lines");

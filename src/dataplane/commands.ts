@@ -7,7 +7,7 @@ import type { InterfaceState, ParsedMarkRule, RealState, ServiceState } from './
 import { Fwd, MARK_RULE_WORDS, Op, SchedulerCode, SvcFlag, State, STATE_NAMES } from './protocol.js';
 import type { SchedulerFlag } from './types.js';
 
-export type Command = [op: number, payload: number[]];
+export type Command = [op: number, payload: ArrayLike<number>];
 
 /** Table entries per SET_TABLE message: well under half the 65,536-word ring. */
 const TABLE_CHUNK = 16_384;

@@ -26,8 +26,9 @@ import {
 import { MemoryBackend } from './memory.js';
 import type { InterfaceState, ParsedMarkRule, RealState, ServiceState } from './model.js';
 import { constants, native, type NativeDataplane, type NativeLayout } from './native.js';
-import { ConnFlag, Ev, Fwd, Op, OptionFlag, SLOT_COUNTERS, STATE_NAMES, SlotCounter, State } from './protocol.js';
+import { ConnFlag, DumpFormat, Ev, Fwd, Op, OptionFlag, SLOT_COUNTERS, STATE_NAMES, SlotCounter, State } from './protocol.js';
 import { RingConsumer, RingProducer } from './ring.js';
+import { SYNC_RECORD_BYTES, SyncFlag } from './sync.js';
 import type {
   ConnectionEntry,
   DataplaneBehaviour,
@@ -50,9 +51,12 @@ import type {
 import * as v from './validate.js';
 
 export { MemoryBackend };
+export { SYNC_RECORD_BYTES, SYNC_VERSION, SyncFlag, decodeSyncRecord, type SyncRecord, type SyncRecordProblem, type SyncRecordResult } from './sync.js';
 
 const METHOD_OF_FWD: Record<number, ForwardingMethod> = { [Fwd.nat]: 'nat', [Fwd.direct]: 'direct', [Fwd.tunnel]: 'tunnel' };
 const SETTLE_TIMEOUT_MS = 10_000;
+/** Sync records per OP_SYNC_IMPORT command (29 words each): well inside a ring message. */
+const SYNC_IMPORT_CHUNK = 64;
 /** How often slow-start ramps are advanced. */
 const RAMP_TICK_MS = 250;
 
@@ -79,6 +83,11 @@ export interface DataplaneEvents {
   'neighbour-miss': [{ iface: number; address: string }];
   /** The native side refused a command: a bug in this library, reported with its code. */
   rejected: [LvsError];
+  /**
+   * Connection sync (setSyncMaster(true)): records (SYNC_RECORD_BYTES each, concatenated) for
+   * the backup's importSync(). At most one emit per drain of the event rings.
+   */
+  sync: [Buffer];
 }
 
 export class Dataplane extends EventEmitter<DataplaneEvents> {
@@ -110,6 +119,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   private timeoutsS: Timeouts;
   private marks: ParsedMarkRule[] = [];
   private behaviour: DataplaneBehaviour = { expireNodestConn: false, expireQuiescentTemplate: false };
+  private syncMaster = false;
+  private syncChunks: Buffer[] = [];
   private rampTimer: NodeJS.Timeout | undefined;
 
   private committedGen = 0;
@@ -129,7 +140,8 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       maxServices: o.maxServices,
       maxReals: o.maxReals,
       commandRingWords: 1 << 16,
-      eventRingWords: 1 << 14,
+      // 256 KiB per producer: room for ~2,000 sync records between two drains.
+      eventRingWords: 1 << 16,
     };
     this.layout = addon.layout(layoutOptions);
     this.region = new SharedArrayBuffer(this.layout.totalBytes);
@@ -209,6 +221,73 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
   setBehaviour(b: Partial<DataplaneBehaviour>): void { this.transaction((tx) => tx.setBehaviour(b)); }
   getBehaviour(): DataplaneBehaviour { return { ...this.behaviour }; }
 
+  // ------------------------------------------------------------------------------------------
+  // Connection sync (docs/failover.md, "Connection sync record")
+
+  /**
+   * Active director: export connection and template state as 'sync' events (new templates,
+   * TCP state changes past the handshake, new UDP flows, packets 3, 53, 103... of an entry,
+   * and any packet once half its timeout has passed since its last export).
+   */
+  setSyncMaster(on: boolean): void {
+    this.ensureOpen();
+    if (typeof on !== 'boolean') throw new LvsError('LVS_INVALID_OPTION', 'syncMaster: expected true or false', { field: 'syncMaster' });
+    if (on === this.syncMaster) return;
+    this.syncMaster = on;
+    this.commit([optionsCommand(this.optionFlags())], new Set());
+  }
+
+  get isSyncMaster(): boolean {
+    return this.syncMaster;
+  }
+
+  /**
+   * Backup director: apply sync records from the active one. Every worker applies every record
+   * (a flow may arrive on any queue). Records that are malformed or name a service or real this
+   * dataplane does not have are counted (sync_rejected_*) and skipped, never thrown.
+   */
+  importSync(records: Uint8Array): void {
+    this.ensureOpen();
+    if (!(records instanceof Uint8Array)) throw new LvsError('LVS_INVALID_OPTION', 'records: expected a Buffer', { field: 'records' });
+    if (records.length % SYNC_RECORD_BYTES !== 0) {
+      throw new LvsError('LVS_INVALID_OPTION', `records: ${records.length} bytes is not a whole number of ${SYNC_RECORD_BYTES}-byte sync records`, { field: 'records' });
+    }
+    const commands: Command[] = [];
+    const step = SYNC_IMPORT_CHUNK * SYNC_RECORD_BYTES;
+    for (let at = 0; at < records.length; at += step) {
+      // A copy: aligned for the word view, and independent of the caller's buffer.
+      const chunk = new Uint8Array(Math.min(step, records.length - at));
+      chunk.set(records.subarray(at, at + chunk.length));
+      commands.push([Op.SYNC_IMPORT, new Int32Array(chunk.buffer)]);
+    }
+    if (commands.length) this.send(commands);
+  }
+
+  /**
+   * Every live entry as sync records, templates first (a backup that (re)connects imports this,
+   * then the incremental stream).
+   */
+  async dumpSync(): Promise<Buffer> {
+    const buffers = await this.dump(DumpFormat.SYNC);
+    const templates: Buffer[] = [];
+    const conns: Buffer[] = [];
+    for (const b of buffers) {
+      for (let off = 0; off + SYNC_RECORD_BYTES <= b.length; off += SYNC_RECORD_BYTES) {
+        const rec = b.subarray(off, off + SYNC_RECORD_BYTES);
+        ((b.readUInt16BE(off + 12) & SyncFlag.TEMPLATE) !== 0 ? templates : conns).push(rec);
+      }
+    }
+    return Buffer.concat([...templates, ...conns]);
+  }
+
+  private optionFlags(): number {
+    return (
+      (this.behaviour.expireNodestConn ? OptionFlag.EXPIRE_NODEST_CONN : 0) |
+      (this.behaviour.expireQuiescentTemplate ? OptionFlag.EXPIRE_QUIESCENT_TEMPLATE : 0) |
+      (this.syncMaster ? OptionFlag.SYNC_MASTER : 0)
+    );
+  }
+
   /** Resolves once the dataplane uses everything committed so far. */
   settled(): Promise<void> {
     if (this.closed) return Promise.reject(new LvsError('LVS_CLOSED', 'the dataplane was closed'));
@@ -264,6 +343,12 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
 
   /** ipvsadm -L -n -c: the connection entries of every worker. */
   async listConnections(): Promise<ConnectionEntry[]> {
+    const buffers = await this.dump(DumpFormat.ROWS);
+    return buffers.flatMap((b) => this.decodeDump(b));
+  }
+
+  /** Every worker's connection table in `format`, one buffer per worker. */
+  private async dump(format: number): Promise<Buffer[]> {
     this.ensureOpen();
     if (this.dumpWaiter) throw new LvsError('LVS_INVALID_ARGUMENT', 'a connection listing is already in progress');
     const request = (this.dumpRequest = (this.dumpRequest % 0x7fffffff) + 1);
@@ -271,8 +356,13 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     const done = new Promise<void>((resolve, reject) => {
       this.dumpWaiter = { request, pending: new Set(Array.from({ length: this.options.workers }, (_, i) => i)), resolve, reject };
     });
-    this.send([[Op.DUMP_CONNS, [request]]]);
-    if (this.options.mode === 'manual') this.poll();
+    this.send([[Op.DUMP_CONNS, [request, format]]]);
+    if (this.options.mode === 'manual') {
+      // Every poll runs each worker's housekeeping at least once: one more slice of its dump
+      // (all of it with the manual clock, 16384 entries per slice with a monotonic one).
+      const waiter = this.dumpWaiter!;
+      for (let i = 0; i < 1 << 20 && waiter.pending.size > 0 && !this.closed; i++) this.poll();
+    }
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -289,7 +379,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
       const b = this.nd.takeDump(w);
       if (b) buffers.push(b);
     }
-    return buffers.flatMap((b) => this.decodeDump(b));
+    return buffers;
   }
 
   /** Table memory and capacity, for operators and benchmarks. */
@@ -551,8 +641,7 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         const prev = dp.behaviour;
         dp.behaviour = { ...prev, ...b };
         undo.push(() => (dp.behaviour = prev));
-        const flags = (dp.behaviour.expireNodestConn ? OptionFlag.EXPIRE_NODEST_CONN : 0) | (dp.behaviour.expireQuiescentTemplate ? OptionFlag.EXPIRE_QUIESCENT_TEMPLATE : 0);
-        commands.push(optionsCommand(flags));
+        commands.push(optionsCommand(dp.optionFlags()));
       },
     };
     return tx;
@@ -709,6 +798,12 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
     for (const ring of this.events) {
       for (const m of ring.drain()) this.onEvent(m.op, m.payload);
     }
+    if (this.syncChunks.length) {
+      // One 'sync' per drain, however many messages and workers the records came from.
+      const records = this.syncChunks.length === 1 ? this.syncChunks[0]! : Buffer.concat(this.syncChunks);
+      this.syncChunks = [];
+      this.emit('sync', records);
+    }
     if (this.settleWaiters.length) {
       const ready = this.settleWaiters.filter((w) => w.gen <= this.appliedGen);
       this.settleWaiters = this.settleWaiters.filter((w) => w.gen > this.appliedGen);
@@ -752,6 +847,10 @@ export class Dataplane extends EventEmitter<DataplaneEvents> {
         }
         return;
       }
+      case Ev.SYNC:
+        // The payload is a fresh copy of the ring words: its bytes are the records as written.
+        this.syncChunks.push(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+        return;
       case Ev.NEIGH_MISS: {
         const fam: Family = p[1] === 4 ? 'ipv4' : 'ipv6';
         const bytes = new Uint8Array(16);

@@ -42,6 +42,11 @@ export interface NativeConstants {
   markRuleWords: number;
   schedulers: Record<string, number>;
   dumpRecordBytes: number;
+  syncRecordBytes: number;
+  syncVersion: number;
+  optionFlags: Record<string, number>;
+  dumpFormats: Record<string, number>;
+  syncFlags: Record<string, number>;
   connEntryBytes: number;
   maxFrame: number;
   maxInterfaces: number;
@@ -170,6 +175,29 @@ export interface NativeHost {
   /** Move the JS thread into `netns` for good: Node's own sockets and children live there
    *  from then on (lvsd --netns, and tests that run servers and clients in one namespace). */
   enterNetns(netns: string): void;
+  /** A raw socket for VRRP (IP protocol 112) on `ifname` in `netns`: bound to the device, joined
+   *  to 224.0.0.18 / ff02::12 there, TTL / hop limit 255, multicast loopback off. Received
+   *  packets arrive batched on the JS thread; after a socket failure one last call carries the
+   *  error (LVS_HOST) and no packets. The socket does not keep the process alive.
+   *  Throws LVS_NETNS, LVS_NO_SUCH_DEVICE or LVS_HOST (with errno). */
+  vrrpOpen(netns: string, ifname: string, family: 4 | 6, onPackets: (packets: NativeVrrpPacket[], error?: Error) => void): NativeVrrpSocket;
+}
+/** One received VRRP packet: the IP addresses, TTL / hop limit (-1: unknown) and the VRRP message. */
+export interface NativeVrrpPacket {
+  source: AddressBytes | null;
+  destination: AddressBytes | null;
+  ttl: number;
+  payload: Uint8Array;
+  /** Longer than the receive buffer (64 KiB): payload is cut. */
+  truncated: boolean;
+}
+export interface NativeVrrpSocket {
+  readonly ifindex: number;
+  /** Send one message to the group; `source` (the interface's primary IPv4 / IPv6 link-local
+   *  address, the checksum covers it) or null for the kernel's choice. LVS_HOST, LVS_CLOSED. */
+  send(payload: Uint8Array, source: AddressBytes | null): void;
+  /** Idempotent; stops the receive thread and closes the socket. */
+  close(): void;
 }
 
 /** Benchmark tools (bindings/bench.cc, native/io/gen.hpp): bench/net.js, bench/conn.js. */

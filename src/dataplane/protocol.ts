@@ -16,7 +16,11 @@ export const Op = {
   SET_TABLE: 11,
   SET_MARKS: 12,
   SET_OPTIONS: 13,
+  SYNC_IMPORT: 14,
 } as const;
+
+/** OP_DUMP_CONNS formats: ipvsadm rows, or connection sync records. */
+export const DumpFormat = { ROWS: 0, SYNC: 1 } as const;
 
 export const TableKind = { BUCKETS: 1, WRR_SEQ: 2, WRR_CW: 3 } as const;
 export const MARK_RULE_WORDS = 15;
@@ -24,7 +28,7 @@ export const MARK_RULE_WORDS = 15;
 /** IPVS service flags (IP_VS_SVC_F_*). */
 export const SvcFlag = { PERSISTENT: 0x1, ONEPACKET: 0x4, SCHED1: 0x8, SCHED2: 0x10, SCHED3: 0x20 } as const;
 
-export const OptionFlag = { EXPIRE_NODEST_CONN: 0x1, EXPIRE_QUIESCENT_TEMPLATE: 0x2 } as const;
+export const OptionFlag = { EXPIRE_NODEST_CONN: 0x1, EXPIRE_QUIESCENT_TEMPLATE: 0x2, SYNC_MASTER: 0x4 } as const;
 
 export const Ev = {
   APPLIED: 1,
@@ -33,6 +37,7 @@ export const Ev = {
   REJECTED: 4,
   DUMP_READY: 5,
   NEIGH_MISS: 6,
+  SYNC: 7,
 } as const;
 
 /** Per-slot counters (services and reals), in stripe order. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { native } from '../../src/dataplane/native.js';
-import { Ev, MARK_RULE_WORDS, Op, SLOT_COUNTERS, STATE_NAMES, SchedulerCode, SlotCounter } from '../../src/dataplane/protocol.js';
+import { DumpFormat, Ev, MARK_RULE_WORDS, Op, OptionFlag, SLOT_COUNTERS, STATE_NAMES, SchedulerCode, SlotCounter } from '../../src/dataplane/protocol.js';
+import { SYNC_RECORD_BYTES, SYNC_VERSION, SyncFlag } from '../../src/dataplane/sync.js';
 import { RingConsumer, RingProducer } from '../../src/dataplane/ring.js';
 
 describe('the TS and C++ halves agree', () => {
@@ -15,6 +16,19 @@ describe('the TS and C++ halves agree', () => {
     expect(Object.keys(SlotCounter)).toHaveLength(SLOT_COUNTERS);
     expect(c.connEntryBytes).toBe(128); // the budget: at most 128 bytes per entry
     expect(c.defaultTimeouts.slice(0, 3)).toEqual([2, 900, 120]);
+  });
+
+  it('on connection sync: option flag, dump formats, record size, version and flags', () => {
+    const c = native().constants();
+    expect(c.optionFlags).toEqual(OptionFlag);
+    expect(c.dumpFormats).toEqual(DumpFormat);
+    expect(c.syncRecordBytes).toBe(SYNC_RECORD_BYTES);
+    expect(SYNC_RECORD_BYTES % 4).toBe(0); // records travel in ring words
+    expect(c.syncVersion).toBe(SYNC_VERSION);
+    expect(c.syncFlags).toEqual(SyncFlag);
+    for (const name of ['sync_exported', 'sync_dropped', 'sync_imported', 'sync_updated', 'sync_rejected_malformed', 'sync_rejected_no_service', 'sync_rejected_no_real', 'sync_rejected_full']) {
+      expect(c.counters).toContain(name);
+    }
   });
 
   it('on a layout where rings and stats stripes do not overlap and stripes are cache-line aligned', () => {
