@@ -1,9 +1,10 @@
 // N-API glue for the host's network state (native/io/netlink.hpp, native/io/raw.hpp):
 // exports.host = {links, addresses, addAddress, delAddress, routeGet, neighbours, resolve,
-// watchNeighbours, sendFrame, sysctl}. Every function takes the network namespace first
+// watchNeighbours, sendFrame, sysctl, enterNetns, vrrpOpen}. Every function takes the network namespace first
 // ('' = the process's own) and makes its sockets inside it. Validation lives in
 // src/host/host.ts; this file moves arguments across and turns failures into coded errors.
 #include <napi.h>
+#include <sys/socket.h>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include "io/netlink.hpp"
 #include "io/netns.hpp"
 #include "io/raw.hpp"
+#include "io/vrrp_sock.hpp"
 
 namespace lvsd::bind {
 namespace {
@@ -342,6 +344,162 @@ Napi::Value WatchNeighbours(const Napi::CallbackInfo& info) {
   return handle;
 }
 
+// ---------------------------------------------------------------------------------------------
+// vrrpOpen(netns, ifname, family, onPackets(packets, error?)) -> {ifindex, send(payload, source),
+// close()}
+//
+// A raw socket for IP protocol 112 (native/io/vrrp_sock.hpp) opened in `netns`. A native thread
+// waits on it and hands every packet already queued to JavaScript in one thread-safe-function
+// call: [{source, destination, ttl, payload, truncated}]. Unreferenced like watchNeighbours: the
+// socket never keeps the process alive; close() (or the environment's teardown) stops the
+// thread and closes the socket. After a socket failure the thread stops, after one last call
+// with no packets and the error.
+
+struct VrrpBatch {
+  std::vector<host::VrrpPacket> packets;
+  std::string error;
+  int err = 0;
+};
+
+void DeliverVrrp(Napi::Env env, Napi::Function cb, std::nullptr_t*, VrrpBatch* b) {
+  std::unique_ptr<VrrpBatch> batch(b);
+  if (env == nullptr || cb == nullptr) return;
+  Napi::Array arr = Napi::Array::New(env, batch->packets.size());
+  for (uint32_t i = 0; i < batch->packets.size(); ++i) {
+    const host::VrrpPacket& p = batch->packets[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("source", p.source.len ? bytes(env, p.source) : env.Null());
+    o.Set("destination", p.destination.len ? bytes(env, p.destination) : env.Null());
+    o.Set("ttl", Napi::Number::New(env, p.ttl));
+    auto payload = Napi::Uint8Array::New(env, p.payload.size());
+    if (!p.payload.empty()) std::memcpy(payload.Data(), p.payload.data(), p.payload.size());
+    o.Set("payload", payload);
+    o.Set("truncated", Napi::Boolean::New(env, p.truncated));
+    arr.Set(i, o);
+  }
+  if (batch->error.empty()) {
+    cb.Call({arr});
+  } else {
+    cb.Call({arr, coded(env, "LVS_HOST", batch->error, batch->err).Value()});
+  }
+}
+
+using VrrpTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, VrrpBatch, DeliverVrrp>;
+
+class VrrpChannel {
+ public:
+  static std::shared_ptr<VrrpChannel> start(Napi::Env env, std::unique_ptr<host::VrrpSocket> sock, Napi::Function cb) {
+    auto c = std::shared_ptr<VrrpChannel>(new VrrpChannel());
+    c->env_ = env;
+    c->sock_ = std::move(sock);
+    c->tsfn_ = VrrpTsfn::New(env, cb, "lvsd-vrrp", 0, 1);
+    c->tsfn_.Unref(env);
+    c->hook_ = new std::shared_ptr<VrrpChannel>(c);
+    napi_add_env_cleanup_hook(env, &VrrpChannel::Teardown, c->hook_);
+    VrrpChannel* self = c.get();
+    c->thread_ = std::thread([self] { self->run(); });
+    return c;
+  }
+
+  bool closed() const { return closed_; }
+  host::VrrpSocket& socket() { return *sock_; }
+
+  void close() {
+    if (closed_) return;
+    auto* hook = hook_;
+    hook_ = nullptr;
+    stop();
+    if (hook) {
+      napi_remove_env_cleanup_hook(env_, &VrrpChannel::Teardown, hook);
+      delete hook;
+    }
+  }
+
+ private:
+  VrrpChannel() = default;
+
+  static void Teardown(void* arg) {
+    auto* hook = static_cast<std::shared_ptr<VrrpChannel>*>(arg);
+    (*hook)->hook_ = nullptr;
+    (*hook)->stop();
+    delete hook;
+  }
+
+  void stop() {
+    if (closed_) return;
+    closed_ = true;
+    sock_->stop();
+    if (thread_.joinable()) thread_.join();
+    tsfn_.Release();
+    sock_.reset();
+  }
+
+  void run() {
+    std::vector<host::VrrpPacket> batch;
+    try {
+      while (sock_->next(batch)) {
+        auto* b = new VrrpBatch{std::move(batch), {}, 0};
+        batch = {};
+        if (tsfn_.NonBlockingCall(b) != napi_ok) {
+          delete b;
+          return;
+        }
+      }
+    } catch (const HostError& e) {
+      auto* b = new VrrpBatch{{}, std::string("vrrp receive stopped: ") + e.what(), e.err()};
+      if (tsfn_.NonBlockingCall(b) != napi_ok) delete b;
+    } catch (const std::exception& e) {
+      auto* b = new VrrpBatch{{}, std::string("vrrp receive stopped: ") + e.what(), 0};
+      if (tsfn_.NonBlockingCall(b) != napi_ok) delete b;
+    }
+  }
+
+  napi_env env_ = nullptr;
+  std::unique_ptr<host::VrrpSocket> sock_;
+  VrrpTsfn tsfn_;
+  std::thread thread_;
+  std::shared_ptr<VrrpChannel>* hook_ = nullptr;
+  bool closed_ = false;
+};
+
+Napi::Value VrrpOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string ns = netns_arg(info);
+  if (!info[1].IsString()) throw Napi::TypeError::New(env, "ifname: expected a string");
+  const std::string ifname = info[1].As<Napi::String>();
+  const uint32_t fam = u32_arg(info, 2, "family");
+  if (fam != 4 && fam != 6) throw Napi::TypeError::New(env, "family: expected 4 or 6");
+  if (!info[3].IsFunction()) throw Napi::TypeError::New(env, "onPackets: expected a function");
+  auto sock = in_netns(env, ns, [&] { return std::make_unique<host::VrrpSocket>(ifname, fam == 4 ? AF_INET : AF_INET6); });
+  const uint32_t ifindex = sock->ifindex();
+  std::shared_ptr<VrrpChannel> c = VrrpChannel::start(env, std::move(sock), info[3].As<Napi::Function>());
+  Napi::Object handle = Napi::Object::New(env);
+  handle.Set("ifindex", Napi::Number::New(env, ifindex));
+  handle.Set("send", Napi::Function::New(env, [c, fam](const Napi::CallbackInfo& ci) {
+    Napi::Env e = ci.Env();
+    if (c->closed()) throw error(e, "LVS_CLOSED", "vrrp socket: send after close()");
+    if (!ci[0].IsTypedArray() || ci[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(e, "payload: expected a Uint8Array");
+    auto p = ci[0].As<Napi::Uint8Array>();
+    IpAddr src;
+    if (ci.Length() > 1 && !ci[1].IsNull() && !ci[1].IsUndefined()) {
+      src = addr_arg(ci, 1);
+      if (src.len != (fam == 4 ? 4 : 16)) throw Napi::TypeError::New(e, "source: not an address of the socket's family");
+    }
+    try {
+      c->socket().send(p.Data(), p.ByteLength(), src);
+    } catch (const HostError& err) {
+      throw coded(e, err.code(), err.what(), err.err());
+    }
+    return e.Undefined();
+  }, "send"));
+  handle.Set("close", Napi::Function::New(env, [c](const Napi::CallbackInfo& ci) {
+    c->close();
+    return ci.Env().Undefined();
+  }, "close"));
+  return handle;
+}
+
 // enterNetns(netns): the calling (JS) thread joins the namespace for good. Sockets Node makes
 // from then on (net, dgram, child processes) are there; other threads stay where they were.
 Napi::Value EnterNetns(const Napi::CallbackInfo& info) {
@@ -368,6 +526,7 @@ void register_host(Napi::Env env, Napi::Object exports) {
   h.Set("sendFrame", Napi::Function::New(env, SendFrame, "sendFrame"));
   h.Set("sysctl", Napi::Function::New(env, Sysctl, "sysctl"));
   h.Set("enterNetns", Napi::Function::New(env, EnterNetns, "enterNetns"));
+  h.Set("vrrpOpen", Napi::Function::New(env, VrrpOpen, "vrrpOpen"));
   exports.Set("host", h);
 }
 
