@@ -20,8 +20,13 @@ import { HealthEngine, type ChangeEvent, type RealCheck, type SorryEvent, type W
 import { native } from '../dataplane/native.js';
 import { Host } from '../host/host.js';
 import { configDigest, readKeyFile } from '../ha/index.js';
-import { Failover, failoverRoles, type FailoverRoles } from '../ha/failover.js';
+import { Failover, failoverRoles, type FailoverRoles, type FailoverVrrp } from '../ha/failover.js';
 import { Guardian } from '../ha/guardian.js';
+import { SyncChannel } from '../ha/sync.js';
+import { SYNC_RECORD_BYTES } from '../dataplane/sync.js';
+import { Replication } from './replication.js';
+import { parseConfig, resolveConfig, directorConfig, writeConfigText } from '../config/index.js';
+import { nodeIdOf } from '../ha/failover.js';
 import { hostAddress } from '../config/model.js';
 import { readFileSync } from 'node:fs';
 import { dirname as pathDirname, resolve as pathResolve } from 'node:path';
@@ -109,18 +114,52 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   await director.start();
   let failover: Failover | null = null;
   let guardian: Guardian | null = null;
+  let channel: SyncChannel | null = null;
+  let replication: Replication | null = null;
   if (ha) {
     guardian = new Guardian(options.netns, log);
     director.onAddressesChanged = (held) => guardian!.update(held);
     guardian.update(director.heldAddresses());
     failover = new Failover({ director, logger: log, ...ha.options });
     try {
+      if (ha.sync) {
+        channel = new SyncChannel({ local: ha.roles.local, partner: ha.roles.partner, port: ha.sync.port, key: ha.sync.key, recordBytes: SYNC_RECORD_BYTES, nodeId: nodeIdOf(ha.roles.local.public), logger: log });
+        await channel.start();
+        replication = new Replication({ channel, failover, director, logger: log, configFile: options.config, applyConfig: (text) => applyPushedConfig(text) });
+      }
       await failover.start();
     } catch (e) {
+      await failover.stop().catch(() => {});
+      await channel?.close();
       await director.stop();
       guardian.close();
       throw e;
     }
+  }
+
+  /** The backup's side of config sync: the active router's lvs.cf, validated whole, written
+   *  as its exact bytes and reloaded; anything wrong changes nothing and says what. */
+  async function applyPushedConfig(text: string): Promise<{ ok: boolean; errors: string[] }> {
+    const errorsOf = (e: unknown) => ((e as { errors?: Error[] }).errors ?? [e as Error]).map((x) => x.message);
+    try {
+      const parsed = parseConfig(text, { file: options.config });
+      const resolved = await resolveConfig(parsed.config, { file: options.config });
+      directorConfig(resolved, { file: options.config });
+      const next = planFailover(resolved, options, log);
+      if (!next || JSON.stringify(next.roles) !== JSON.stringify(ha!.roles)) {
+        return { ok: false, errors: ['it changes the primary/backup addresses or turns failover off for this router; copy it by hand and restart lvsd'] };
+      }
+    } catch (e) {
+      return { ok: false, errors: errorsOf(e) };
+    }
+    const old = readFileSync(options.config, 'utf8');
+    await writeConfigText(options.config, text);
+    const r = await reload();
+    if (!r.ok) {
+      await writeConfigText(options.config, old);
+      return { ok: false, errors: errorsOf(r.error) };
+    }
+    return { ok: true, errors: [] };
   }
 
   // Verdicts arrive one by one; each burst becomes one difference for the director.
@@ -130,7 +169,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     applyPending = true;
     setImmediate(() => {
       applyPending = false;
-      director.apply(effective()).catch((e: Error) => log.error({ event: 'health-apply-failed', err: e.message }, `applying health results failed: ${e.message}`));
+      director
+        .apply(effective())
+        .then(() => replication?.directorChanged())
+        .catch((e: Error) => log.error({ event: 'health-apply-failed', err: e.message }, `applying health results failed: ${e.message}`));
     });
   };
   engine.on('change', (ev: ChangeEvent) => {
@@ -163,6 +205,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     clearInterval(timer);
     engine.stop();
     await failover?.stop();
+    await channel?.close();
     await director.stop();
     guardian?.close();
     throw e;
@@ -191,6 +234,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       engine.set(checks, engineSorry());
       applyVerdicts();
       if (failover) failover.setConfig(next.lvs.globals.serialNo, digestOf(options.config));
+      replication?.configChanged();
       log.info({ event: 'reload', file: options.config, ...summary }, `reloaded ${options.config}`);
       return { ok: true, summary };
     } catch (e) {
@@ -264,7 +308,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       case 'health':
         return engine.status();
       case 'status':
-        return { director: director.status(), failover: failover?.status() ?? null };
+        return { director: director.status(), failover: failover ? { ...failover.status(), sync: replication?.status() ?? null } : null };
       case 'set-timeouts':
         return change('timeouts set', (c) => {
           c.timeouts = { ...c.timeouts, ...Object.fromEntries(Object.entries(m.timeouts ?? {}).filter(([, v]) => v)) };
@@ -366,6 +410,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
 interface FailoverPlan {
   roles: FailoverRoles;
+  /** Connection and configuration sync (needs the key; sync_port 0 turns it off). */
+  sync: { port: number; key: Buffer } | null;
   options: Omit<ConstructorParameters<typeof Failover>[0], 'director' | 'logger'>;
 }
 
@@ -399,11 +445,25 @@ function planFailover(lvs: LvsConfig, options: DaemonOptions, log: Logger): Fail
     throw new LvsError('LVS_FAILOVER', 'We are backup node and backup is marked inactive -- exiting pulse (lvs.cf backup_active = 0)', { field: 'backup_active' });
   }
   if (!roles) return null;
+  let vrrp: FailoverVrrp | undefined;
   if (g.election === 'vrrp') {
-    throw new LvsError('LVS_FAILOVER', 'election = vrrp: not available in this build of lvsd', { field: 'election' });
+    const hostView = new Host(options.netns);
+    const own = hostView.addresses().find((a) => parseAddress(a.address).text === roles.local.public);
+    const link = own ? hostView.links().find((l) => l.ifindex === own.ifindex) : undefined;
+    if (!link) throw new LvsError('LVS_FAILOVER', `election = vrrp: no device holds this router's address ${roles.local.public}`, { field: 'election' });
+    const family = parseAddress(roles.local.public).family === 'ipv4' ? 4 : 6;
+    const dc = directorConfig(lvs, { file: options.config });
+    const vips = [...new Set(dc.services.flatMap((s) => ('fwmark' in s ? s.addresses ?? [] : [s.address])).map((a) => parseAddress(a)).filter((a) => (a.family === 'ipv4' ? 4 : 6) === family).map((a) => a.text))];
+    const advert = Math.round(g.keepalive * 100) * 10;
+    if (advert < 10 || advert > 40950) throw new LvsError('LVS_FAILOVER', `election = vrrp: keepalive ${g.keepalive} s is the advertisement interval, which VRRPv3 carries in centiseconds: 0.01 to 40.95 s`, { field: 'keepalive' });
+    vrrp = { interface: link.name, family, vrid: g.vrrpId, advertIntervalMs: advert, addresses: vips, ...(options.netns ? { netns: options.netns } : {}) };
+    log.info({ event: 'failover', election: 'vrrp', interface: link.name, vrid: g.vrrpId, priority: g.priority }, `election = vrrp: VRRPv3 on ${link.name}, virtual router ${g.vrrpId}, priority ${g.priority}, advertisements every ${advert} ms`);
   }
   let key: Buffer | undefined;
-  if (g.heartbeatFormat === 'lvsd') {
+  // The key authenticates pulse heartbeats (lvsd format) and the sync channel; VRRP has no
+  // authentication of its own (RFC 5798), so with VRRP and sync off no key is needed.
+  const needKey = (g.election === 'pulse' && g.heartbeatFormat === 'lvsd') || (g.syncPort !== 0 && g.heartbeatFormat === 'lvsd');
+  if (needKey) {
     const path = keyFilePath(options.config, g.heartbeatKey);
     try {
       key = readKeyFile(path);
@@ -411,11 +471,16 @@ function planFailover(lvs: LvsConfig, options: DaemonOptions, log: Logger): Fail
       const err = e as LvsError;
       throw new LvsError('LVS_FAILOVER', `failover needs the key both routers share (lvs.cf heartbeat_key): ${err.message}. Create it with: head -c 32 /dev/urandom | base64 > ${path}; chmod 600 ${path}; and copy it to the partner`, { field: 'heartbeat_key', file: path, cause: e });
     }
-  } else {
+  } else if (g.election === 'pulse') {
     log.warn({ event: 'failover', format: 'piranha' }, 'heartbeat_format = piranha: heartbeats are not authenticated (anyone who can send UDP from the partner\'s address can make this router fail over); use it only while migrating from pulse');
   }
+  let sync: FailoverPlan['sync'] = null;
+  if (g.syncPort === 0) log.warn({ event: 'failover', field: 'sync_port' }, 'sync_port = 0: connections and lvs.cf are not synced; a takeover breaks established connections');
+  else if (!key) log.warn({ event: 'failover', field: 'heartbeat_key' }, 'no heartbeat_key (heartbeat_format = piranha): connection and lvs.cf sync are off, as they need the shared key');
+  else sync = { port: g.syncPort, key };
   return {
     roles,
+    sync,
     options: {
       roles,
       format: g.heartbeatFormat,
@@ -424,7 +489,8 @@ function planFailover(lvs: LvsConfig, options: DaemonOptions, log: Logger): Fail
       keepalive: g.keepalive,
       deadtime: g.deadtime,
       priority: g.priority,
-      preempt: options.forceActive ?? g.preempt ?? false,
+      preempt: options.forceActive ?? g.preempt ?? g.election === 'vrrp',
+      ...(vrrp ? { vrrp } : {}),
       ...(g.activeCmd !== undefined ? { activeCmd: g.activeCmd } : {}),
       ...(g.inactiveCmd !== undefined ? { inactiveCmd: g.inactiveCmd } : {}),
       serialNo: g.serialNo,

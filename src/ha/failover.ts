@@ -18,6 +18,7 @@ import { LvsError } from '../errors.js';
 import { parseAddress } from '../net/address.js';
 import { Election, type ElectionAction, type ElectionInput } from './election.js';
 import { Heartbeat, type Clock, type HeartbeatEvent, type RejectedEvent } from './heartbeat.js';
+import { Vrrp, type VrrpStats } from './vrrp.js';
 
 /** Who is who, from lvs.cf's primary/backup (and _private) addresses and this host's addresses. */
 export interface FailoverRoles {
@@ -65,10 +66,24 @@ export function nodeIdOf(address: string): number {
   return createHash('sha256').update(parseAddress(address).text).digest().readUInt32BE(0);
 }
 
+/** VRRPv3 election (lvs.cf election = vrrp) instead of pulse heartbeats. */
+export interface FailoverVrrp {
+  /** The device the router's public address is on: adverts go out there. */
+  interface: string;
+  family: 4 | 6;
+  vrid: number;
+  advertIntervalMs: number;
+  /** The VIPs of that family (what the adverts list; keepalived compares them). */
+  addresses: string[];
+  netns?: string;
+}
+
 export interface FailoverOptions {
   director: Director;
   roles: FailoverRoles;
   logger: Logger;
+  /** Set: elect with VRRPv3 (priority, preempt) instead of pulse heartbeats. */
+  vrrp?: FailoverVrrp;
   /** 'lvsd' (authenticated, default) or 'piranha' (pulse's magics). */
   format?: 'lvsd' | 'piranha';
   key?: Buffer;
@@ -86,7 +101,8 @@ export interface FailoverOptions {
 }
 
 export interface FailoverStatus {
-  mode: 'pulse';
+  mode: 'pulse' | 'vrrp';
+  vrrp?: { state: string; vrid: number; priority: number; stats: VrrpStats };
   role: 'primary' | 'backup';
   active: boolean;
   partnerAlive: boolean;
@@ -102,8 +118,12 @@ export interface FailoverStatus {
  * backup_active = 0).
  */
 export class Failover extends EventEmitter {
-  readonly heartbeat: Heartbeat;
+  /** pulse mode: the heartbeat transport (null in VRRP mode). */
+  readonly heartbeat: Heartbeat | null = null;
+  /** VRRP mode: the VRRP instance (null in pulse mode). */
+  readonly vrrp: Vrrp | null = null;
   private readonly election: Election;
+  private vrrpActive = false;
   private readonly log: Logger;
   private queue: Promise<void> = Promise.resolve();
   private transitions = 0;
@@ -113,6 +133,27 @@ export class Failover extends EventEmitter {
     super();
     this.log = opts.logger;
     const nodeId = nodeIdOf(opts.roles.local.public);
+    this.election = new Election({ isPrimary: opts.roles.isPrimary, preempt: opts.preempt ?? false, backupActive: true, priority: opts.priority ?? 100, nodeId });
+    if (opts.vrrp) {
+      const v = opts.vrrp;
+      this.vrrp = new Vrrp({
+        ...(v.netns ? { netns: v.netns } : {}),
+        interface: v.interface,
+        family: v.family,
+        vrid: v.vrid,
+        priority: opts.priority ?? 100,
+        advertIntervalMs: v.advertIntervalMs,
+        preempt: opts.preempt ?? true,
+        addresses: v.addresses,
+        logger: this.log,
+        ...(opts.clock ? { clock: opts.clock } : {}),
+      });
+      this.vrrp.on('master', () => this.vrrpTransition(true, 'VRRP master: activating lvs'));
+      this.vrrp.on('backup', () => this.vrrpTransition(false, 'VRRP backup: deactivating LVS'));
+      this.vrrp.on('stopped', () => this.vrrpTransition(false, 'VRRP stopped: deactivating LVS'));
+      this.vrrp.on('rejected', (ev) => this.emit('rejected', ev));
+      return;
+    }
     this.heartbeat = new Heartbeat({
       mode: opts.format ?? 'lvsd',
       local: opts.roles.local,
@@ -130,18 +171,18 @@ export class Failover extends EventEmitter {
       ...(opts.clock ? { clock: opts.clock } : {}),
       log: (level, message) => (level === 'warn' ? this.log.warn({ event: 'heartbeat' }, message) : this.log.info({ event: 'heartbeat' }, message)),
     });
-    this.election = new Election({ isPrimary: opts.roles.isPrimary, preempt: opts.preempt ?? false, backupActive: true, priority: opts.priority ?? 100, nodeId });
-    this.heartbeat.on('dead', () => this.input({ type: 'dead' }));
-    this.heartbeat.on('heartbeat', (ev: HeartbeatEvent) => {
+    const hb = this.heartbeat;
+    hb.on('dead', () => this.input({ type: 'dead' }));
+    hb.on('heartbeat', (ev: HeartbeatEvent) => {
       this.emit('heartbeat', ev);
       const peer = ev.format === 'lvsd' && ev.isPrimary !== undefined ? { isPrimary: ev.isPrimary, priority: ev.priority ?? 100, nodeId: ev.nodeId ?? 0 } : undefined;
       this.input({ type: 'heartbeat', state: ev.state, ...(peer ? { peer } : {}) });
     });
-    this.heartbeat.on('rejected', (ev: RejectedEvent) => this.emit('rejected', ev));
+    hb.on('rejected', (ev: RejectedEvent) => this.emit('rejected', ev));
   }
 
   get active(): boolean {
-    return this.election.active;
+    return this.vrrp ? this.vrrpActive : this.election.active;
   }
 
   /** Start heartbeats and the election; the director must be running (in standby). */
@@ -151,7 +192,11 @@ export class Failover extends EventEmitter {
       `failover: this router is the ${roles.isPrimary ? 'primary' : 'backup'}; partner ${roles.partner.public}${roles.partner.private ? ` / ${roles.partner.private}` : ''}`);
     // pulse runs inactive_cmd at start: whatever an earlier run left active is undone.
     this.runCommand(this.opts.inactiveCmd, 'inactive_cmd');
-    await this.heartbeat.start();
+    if (this.vrrp) {
+      await this.vrrp.start();
+      return;
+    }
+    await this.heartbeat!.start();
     this.input({ type: 'start' });
     await this.queue;
   }
@@ -159,24 +204,33 @@ export class Failover extends EventEmitter {
   /** Stand down (addresses down, STOPPED sent so the partner takes over at once) and stop. */
   async stop(): Promise<void> {
     if (this.stopped) return;
+    if (this.vrrp) {
+      // Priority 0 first (the backup takes over after its skew time), then our addresses down.
+      await this.vrrp.stop();
+      await this.queue;
+      this.stopped = true;
+      return;
+    }
     this.input({ type: 'stop' });
     this.stopped = true;
     await this.queue;
-    await this.heartbeat.stop();
+    await this.heartbeat!.stop();
   }
 
   /** A new configuration runs (reload, pushed lvs.cf): heartbeats carry its serial and digest. */
   setConfig(serialNo: number, digest: Buffer): void {
-    this.heartbeat.setConfig(serialNo, digest);
+    this.heartbeat?.setConfig(serialNo, digest);
   }
 
   status(): FailoverStatus {
-    const s = this.heartbeat.stats;
+    const s = this.heartbeat?.stats ?? { sent: 0, received: 0, rejected: {} };
     return {
-      mode: 'pulse',
+      mode: this.vrrp ? 'vrrp' : 'pulse',
+      ...(this.vrrp ? { vrrp: { state: this.vrrp.state, vrid: this.opts.vrrp!.vrid, priority: this.opts.priority ?? 100, stats: this.vrrp.stats } } : {}),
       role: this.opts.roles.isPrimary ? 'primary' : 'backup',
-      active: this.election.active,
-      partnerAlive: this.heartbeat.alive,
+      active: this.active,
+      // VRRP: a backup hears a master; a master hears nobody (or a lower priority).
+      partnerAlive: this.heartbeat ? this.heartbeat.alive : this.vrrp?.state === 'backup',
       local: this.opts.roles.local,
       partner: this.opts.roles.partner,
       heartbeats: { sent: s.sent, received: s.received, rejected: { ...s.rejected } as Record<string, number> },
@@ -184,12 +238,22 @@ export class Failover extends EventEmitter {
     };
   }
 
+  /** VRRP decided: the same actions pulse's election takes, in order. */
+  private vrrpTransition(on: boolean, line: string): void {
+    if (on === this.vrrpActive) return;
+    this.vrrpActive = on;
+    this.log.info({ event: 'failover', input: 'vrrp' }, line);
+    this.queue = this.queue.then(() => this.run([{ kind: on ? 'activate' : 'deactivate' }])).catch((e: Error) => {
+      this.log.error({ event: 'failover-error', err: e.message }, `failover: ${e.message}`);
+    });
+  }
+
   /** Feed the election; its actions run in order, one input after another. */
   private input(i: ElectionInput): void {
     if (this.stopped) return;
     const { actions, log } = this.election.handle(i);
     for (const line of log) this.log.info({ event: 'failover', input: i.type }, line);
-    this.heartbeat.setState(this.election.advertised);
+    this.heartbeat?.setState(this.election.advertised);
     if (!actions.length) return;
     this.queue = this.queue.then(() => this.run(actions)).catch((e: Error) => {
       this.log.error({ event: 'failover-error', err: e.message }, `failover: ${e.message}`);
@@ -212,7 +276,7 @@ export class Failover extends EventEmitter {
           this.emit('standby');
           break;
         case 'send':
-          this.heartbeat.sendNow(a.state);
+          this.heartbeat?.sendNow(a.state);
           break;
         case 'resend-arps':
           this.opts.director.reannounce();

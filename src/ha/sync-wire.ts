@@ -44,6 +44,8 @@ export const FRAME_TYPES = {
   'dump-end': 5,
   ping: 6,
   pong: 7,
+  /** The backup asks for a full dump (it could not place some records: reals it did not have yet). */
+  'resync-request': 8,
 } as const;
 export type FrameType = keyof typeof FRAME_TYPES;
 const TYPE_BY_CODE = new Map<number, FrameType>((Object.entries(FRAME_TYPES) as [FrameType, number][]).map(([k, v]) => [v, k]));
@@ -52,7 +54,7 @@ export const FRAME_TYPE_NAMES = Object.keys(FRAME_TYPES) as FrameType[];
 /** Which frame types each side may send: the dialer streams state, the acceptor answers. */
 export const ALLOWED_FROM: Record<SyncRole, ReadonlySet<FrameType>> = {
   dialer: new Set<FrameType>(['config', 'records', 'dump-begin', 'dump-end', 'ping']),
-  acceptor: new Set<FrameType>(['config-result', 'pong']),
+  acceptor: new Set<FrameType>(['config-result', 'pong', 'resync-request']),
 };
 
 export type SyncRejectReason =

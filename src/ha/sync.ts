@@ -424,6 +424,12 @@ class Link {
         this.send('pong', payload);
         return;
       }
+      case 'resync-request': {
+        if (payload.length !== 0) return this.reject('bad-payload', `sync resync-request with ${payload.length} payload bytes`);
+        this.ch.log.info({ event: 'sync-resync-requested', from: this.from }, `sync: ${this.from} asks for a full resync`);
+        this.ch.emit('resync-needed');
+        return;
+      }
       case 'pong': {
         const t = decodeStamp(payload);
         if (!t.ok) return this.reject(t.reason, t.detail);
@@ -727,6 +733,16 @@ export class SyncChannel extends EventEmitter {
       this.log.warn({ event: 'sync-backpressure', to: link.from, queued: link.queued }, `sync: ${link.queued} bytes waiting for ${link.from}; dropping records until it drains, then a full resync`);
     }
     return true;
+  }
+
+  /**
+   * Backup: ask the active router for a full dump (records it sent arrived before this router
+   * could place them). Sent on every incoming link; false when there is none.
+   */
+  requestResync(): boolean {
+    let sent = false;
+    for (const l of this.incoming.values()) sent = l.send('resync-request', Buffer.alloc(0)) || sent;
+    return sent;
   }
 
   /** @internal */

@@ -98,7 +98,7 @@ const isStandby = (l: LogRecord) => l.event === 'standby';
 
 /** The long-lived client: N connections, a line each every interval, until "stop". */
 function longlived(address: string, port: number, n: number, extra: string[] = []) {
-  const child = spawn('ip', ['netns', 'exec', lab.client.ns.name, 'sh', '-c', `ulimit -n 65536 && exec ${process.execPath} ${join(CLIENTS, 'longlived.mjs')} ${address} ${port} --connections ${n} --interval-ms 100 ${extra.join(' ')}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', lab.client.ns.name, 'sh', '-c', `exec ${process.execPath} ${join(CLIENTS, 'longlived.mjs')} ${address} ${port} --connections ${n} --interval-ms 100 ${extra.join(' ')}`], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let running!: () => void;
   const started = new Promise<void>((r) => (running = r));
@@ -115,7 +115,17 @@ function longlived(address: string, port: number, n: number, extra: string[] = [
       else resolve(JSON.parse(line));
     });
   });
-  return { started, stop: () => { child.stdin.write('stop\n'); return done; }, kill: () => child.kill('SIGKILL') };
+  const status = async (): Promise<Record<string, any>> => {
+    const seen = out.length;
+    child.stdin.write('status\n');
+    for (let i = 0; i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const line = out.slice(seen).split('\n').find((l) => l.includes('"type":"status"'));
+      if (line) return JSON.parse(line);
+    }
+    throw new Error('longlived: no status line');
+  };
+  return { started, status, stop: () => { child.stdin.write('stop\n'); return done; }, kill: () => child.kill('SIGKILL') };
 }
 
 beforeAll(async () => {
@@ -217,7 +227,97 @@ describe('two lvsd routers', () => {
     await waitFor('the VIPs only on the primary', () => ipAddrs(lab.directors[0]!.ns.name).includes(lab.vip4(0)) && !ipAddrs(lab.directors[1]!.ns.name).includes(lab.vip4(0)));
     expect(a.has(isStandby, fromA)).toBe(false);
   }, 60_000);
+
+  // From here on: connection and configuration sync. Two sets of long-lived connections run
+  // through both takeovers below: 25 to the NAT service (persistent, from 10 client
+  // addresses) and 25 to the DR service, each sending a line every 100 ms.
+  let nat: ReturnType<typeof longlived>;
+  let dr: ReturnType<typeof longlived>;
+  let placement: Record<string, string[]>;
+
+  it('kill -9 of the active with 50 established connections (NAT and DR): every one keeps exchanging data through the backup, and persistence holds', async () => {
+    const fromB = b.lines.length;
+    nat = longlived(lab.vip4(0), 7, 25, ['--sources', '10']);
+    dr = longlived(lab.vip4(1), 7, 25);
+    await Promise.all([nat.started, dr.started]);
+    placement = await probePlacement();
+    expect(Object.keys(placement)).toHaveLength(10);
+    // The backup has the active's table (the dump at link-up, then the stream).
+    await waitFor('the backup to hold the 50 connections', () => established(b) >= 50, 10_000);
+    await a.kill('SIGKILL');
+    await b.waitLog('the takeover', isActive, 10_000, fromB);
+    await new Promise((r) => setTimeout(r, 2000));
+    for (const [what, c] of [['NAT', nat], ['DR', dr]] as const) {
+      const st = await c.status();
+      expect(st.failed, what).toBe(0);
+      expect(st.open, what).toBe(25);
+      expect(st.oldestOutstandingMs, what).toBeLessThan(1500);
+    }
+    // New connections from each client address go to the real its template names.
+    expect(await probePlacement()).toEqual(placement);
+  }, 60_000);
+
+  it('a restarted router resyncs the whole table before it could take over, then takes over again with every connection intact', async () => {
+    a = start(A);
+    const dump = await a.waitLog('the full table from the new active', (l) => l.event === 'sync-dump', 20_000);
+    expect(Number(dump.entries)).toBeGreaterThanOrEqual(50 + 10);
+    expect(a.has(isActive)).toBe(false);
+    await waitFor('the restarted router to hold the 50 connections', () => established(a) >= 50, 10_000);
+    const fromA = a.lines.length;
+    await b.kill('SIGKILL');
+    await a.waitLog('the takeover', isActive, 10_000, fromA);
+    await new Promise((r) => setTimeout(r, 2000));
+    const [n, d] = await Promise.all([nat.stop(), dr.stop()]);
+    for (const [what, r] of [['NAT', n], ['DR', d]] as const) {
+      const failed = (r.connections as Array<{ error: string | null }>).filter((c) => c.error);
+      expect(failed, `${what}: ${JSON.stringify(failed.slice(0, 3))}`).toEqual([]);
+      expect(r.totals.survived, what).toBe(25);
+      expect(r.totals.echoed, what).toBe(r.totals.sent);
+    }
+    // Each NAT client address stayed on one real through both takeovers.
+    for (const [src, reals] of Object.entries(n.totals.bySource as Record<string, string[]>)) expect(reals, src).toEqual(placement[src]);
+    expect(await probePlacement()).toEqual(placement);
+  }, 90_000);
+
+  it('a configuration change on the active appears on the backup, byte for byte, and runs there', async () => {
+    b = start(B);
+    await b.waitLog('the backup linked', (l) => l.event === 'sync-dump', 20_000);
+    const fromB = b.lines.length;
+    writeFileSync(A.cf, pairCf(lab, { serial: 2, weight: 5 }));
+    a.child.kill('SIGHUP');
+    await b.waitLog('the pushed configuration applied', (l) => l.event === 'config-sync-applied', 10_000, fromB);
+    expect(readFileSync(B.cf, 'utf8')).toBe(readFileSync(A.cf, 'utf8'));
+    await a.waitLog('the backup\'s confirmation', (l) => l.event === 'config-sync' && l.serialNo === 2, 10_000);
+    await waitFor('weight 5 on the backup', () => /198\.18\.1\.11:7\s+Masq\s+5/.test(b.lvsadm('-L', '-n').stdout), 10_000);
+  }, 60_000);
+
+  it('a configuration the backup cannot run is refused there, nothing changes, and both routers report it', async () => {
+    const fromA = a.lines.length;
+    const fromB = b.lines.length;
+    const good = readFileSync(B.cf, 'utf8');
+    // The active runs it (its own devices), the backup has no such device: mismatched routers.
+    writeFileSync(A.cf, pairCf(lab, { serial: 3, weight: 5 }).replace(`address = ${lab.vip4(1)} pub`, `address = ${lab.vip4(1)} pub`).replace('backup_private = ' + lab.directors[1]!.address4.priv, 'backup_private = 198.18.1.77'));
+    a.child.kill('SIGHUP');
+    const refused = await b.waitLog('the refusal on the backup', (l) => l.event === 'config-sync-refused', 10_000, fromB);
+    expect(String(refused.msg)).toMatch(/may not be able to take over/);
+    await a.waitLog('the refusal reported on the active', (l) => l.event === 'config-sync-refused', 10_000, fromA);
+    expect(readFileSync(B.cf, 'utf8')).toBe(good);
+    writeFileSync(A.cf, pairCf(lab, { serial: 4, weight: 5 }));
+    a.child.kill('SIGHUP');
+  }, 60_000);
 });
+
+function established(p: LvsdProcess): number {
+  return (p.lvsadm('-L', '-n', '-c').stdout.match(/ESTABLISHED/g) ?? []).length;
+}
+
+/** Which real each of the 10 client addresses reaches on the persistent NAT service. */
+async function probePlacement(): Promise<Record<string, string[]>> {
+  const probe = await lab.run(lab.client.ns, process.execPath, [join(CLIENTS, 'longlived.mjs'), lab.vip4(0), '7', '--connections', '10', '--sources', '10', '--duration-ms', '200']);
+  const r = JSON.parse(probe.stdout.trim().split('\n').pop()!);
+  expect(r.totals.survived).toBe(10);
+  return r.totals.bySource as Record<string, string[]>;
+}
 
 function nft(ns: string, script: string): void {
   execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: `${script}\n` });

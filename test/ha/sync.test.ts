@@ -497,6 +497,21 @@ describe('SyncChannel over TCP', () => {
     expect((await off).direction).toBe('incoming');
   });
 
+  it('the backup asks for the table again (resync-request): the active gets resync-needed; without a link nothing is sent', async () => {
+    const { a, b } = await pair();
+    expect(b.ch.requestResync()).toBe(false);
+    const up = next<LinkEvent>(a.ch, 'link-up');
+    a.ch.setSending(true);
+    await up;
+    await until(() => b.ch.stats.links.up === 1, 'the incoming link on the backup');
+    const asked = next<void>(a.ch, 'resync-needed');
+    expect(b.ch.requestResync()).toBe(true);
+    await asked;
+    expect(a.ch.stats.received['resync-request'].frames).toBe(1);
+    // The dialer may not send one: the frame type belongs to the acceptor.
+    expect(a.ch.requestResync()).toBe(false);
+  });
+
   it('backpressure: a receiver that stops reading keeps the sender bounded, drops are counted, resync-needed after it drains', async () => {
     const mitm = new Mitm();
     await mitm.listen();
