@@ -59,6 +59,7 @@ Worker::Worker(uint32_t id, const Shared& shared, RealFlags& flags, WorkerSync& 
       table_(conn_capacity, seed), globals_(shared.globals(id)), loads_(shared.loads(&flags)), rng_(seed),
       sched_(shared.layout().max_services), neigh_miss_at_(shared.layout().max_reals, 0) {
   sync_out_.resize(size_t(kSyncPerEvent) * kSyncRecordWords);
+  sync_idx_.resize(kSyncPerEvent);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,6 +307,7 @@ void Worker::sync_export(Conn& c) {
   SyncRecord r;
   if (!make_record(c, r)) return;
   sync_encode(r, reinterpret_cast<uint8_t*>(sync_out_.data() + size_t(sync_out_n_) * kSyncRecordWords));
+  sync_idx_[sync_out_n_] = uint32_t(&c - &table_.at(0));
   const uint32_t now32 = uint32_t(now_);
   c.synced_at = now32 ? now32 : 1;
   if (++sync_out_n_ == kSyncPerEvent) flush_sync();
@@ -314,10 +316,18 @@ void Worker::sync_export(Conn& c) {
 void Worker::flush_sync() {
   const uint32_t n = sync_out_n_;
   sync_out_n_ = 0;
-  // The event ring full: the records are lost (counted), the packet path never waits. The
-  // refresh rules resend the state of every live entry later.
-  if (events_.try_emit(EV_SYNC, sync_out_.data(), n * kSyncRecordWords)) count(C_SYNC_EXPORTED, n);
-  else count(C_SYNC_DROPPED, n);
+  // The event ring full: the records are lost (counted), the packet path never waits. Their
+  // entries are marked never exported, so each one's next packet exports it again (a burst of
+  // new connections must not leave some of them unknown to the backup until packet 53).
+  if (events_.try_emit(EV_SYNC, sync_out_.data(), n * kSyncRecordWords)) {
+    count(C_SYNC_EXPORTED, n);
+    return;
+  }
+  count(C_SYNC_DROPPED, n);
+  for (uint32_t k = 0; k < n; ++k) {
+    Conn& c = table_.at(sync_idx_[k]);
+    if (c.flags & CF_IN_USE) c.synced_at = 0;
+  }
 }
 
 // More than half of the entry's timeout since it was last exported (or never exported).

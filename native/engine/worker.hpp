@@ -148,6 +148,7 @@ class Worker {
 
   bool sync_master_ = false;
   std::vector<uint32_t> sync_out_;
+  std::vector<uint32_t> sync_idx_;  // the entry of each record in sync_out_
   uint32_t sync_out_n_ = 0;
 };
 
