@@ -344,6 +344,7 @@ export class Director {
         this.setDataplane(dp, 'xdp');
         this.maps = new SteeringMaps(steering);
         if (c.crashGuard) this.installGuard();
+        else this.removeStaleGuard();
         return;
       } catch (e) {
         for (const i of this.ifaces.values()) delete i.xdpMode;
@@ -383,6 +384,18 @@ export class Director {
       }
       this.suppression = null;
     });
+  }
+
+  /** A crash guard a killed failover lvsd left here would drop what this one must pass on. */
+  private removeStaleGuard(): void {
+    const guard = new Suppression(this.running.netns ?? '', 'lvsd');
+    try {
+      if (!guard.exists()) return;
+      guard.remove();
+      this.log.warn({ event: 'crash-guard-removed' }, 'removed the nftables table lvsd left behind when it was killed (its crash guard)');
+    } catch {
+      // No nft here: there cannot be a table either.
+    }
   }
 
   private setDataplane(dp: Dataplane, kind: 'xdp' | 'packet'): void {
@@ -584,7 +597,14 @@ export class Director {
     for (const [k, a] of want) {
       if (this.addresses.has(k)) continue;
       if (this.host.addresses(a.device).some((x) => parseAddress(x.address).text === a.address)) {
-        if (takeover) fresh.push(a);
+        if (takeover) {
+          // A takeover owns every address the failover moves: announce it, and take it down
+          // again when this router stands down.
+          this.addresses.set(k, a);
+          fresh.push(a);
+          this.log.warn({ event: 'address-adopted', device: a.device, address: a.address }, `${a.what} ${a.address} was already up on ${a.device}; taken over`);
+          continue;
+        }
         this.log.warn({ event: 'address-exists', device: a.device, address: a.address }, `${a.what} ${a.address} is already on ${a.device}; leaving it as it is`);
         continue;
       }

@@ -4,15 +4,18 @@
  * program goes with it, but the VIPs and the NAT router address stay on the device and the
  * kernel keeps answering ARP for them: the two routers would then both claim the VIPs. The
  * guardian holds a pipe from lvsd; when the pipe closes without lvsd saying goodbye, it takes
- * down the addresses lvsd last said it held and removes lvsd's nftables table (the crash guard,
- * src/director/director.ts installGuard), in that order, and exits.
+ * down the addresses lvsd last said it held, and exits. It leaves lvsd's nftables table (the
+ * crash guard, src/director/director.ts installGuard) in place: the reals keep sending NAT
+ * replies to this router until the partner's gratuitous ARPs reach them, and the kernel must
+ * drop those, not forward them untranslated (the client would answer them with resets that
+ * end the connections at the reals). The next lvsd here replaces or removes the table.
  *
  * Protocol on stdin, one JSON object per line:
  *   {"addresses": [{"device": "pub", "address": "198.18.0.100", "prefixLength": 32}, ...]}
  *   {"bye": true}            lvsd is stopping cleanly: exit without touching anything
  * Run as `node guardian.js [--netns NAME]`.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../director/types.js';
@@ -83,11 +86,6 @@ async function main(): Promise<void> {
       } catch (e) {
         say(`${a.address} on ${a.device}: ${(e as Error).message}`);
       }
-    }
-    try {
-      execFileSync(netns ? 'ip' : 'nft', netns ? ['netns', 'exec', netns, 'nft', 'delete', 'table', 'netdev', 'lvsd'] : ['delete', 'table', 'netdev', 'lvsd'], { stdio: 'ignore' });
-    } catch {
-      // No crash guard was installed.
     }
     process.exit(0);
   });

@@ -76,6 +76,16 @@ export class Suppression {
   }
 
   /** Remove the table; nothing happens if there is none. */
+  /** Whether the table is installed. */
+  exists(): boolean {
+    try {
+      this.nftRead(['list', 'table', 'netdev', this.tableName]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   remove(): void {
     this.nft(`table netdev ${this.tableName}\ndelete table netdev ${this.tableName}\n`);
   }
@@ -175,6 +185,11 @@ export class Suppression {
     });
     lines.push('}', '');
     return lines.join('\n');
+  }
+
+  private nftRead(args: string[]): string {
+    const [program, argv] = this.netns ? ['ip', ['netns', 'exec', this.netns, 'nft', ...args]] : ['nft', args];
+    return execFileSync(program, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
   private nft(script: string): void {
