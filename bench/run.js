@@ -22,6 +22,7 @@ const benches = [
   { title: 'Health engine: 10,000 TCP checks at 1 s intervals, event-loop delay and CPU', file: 'health.js', args: quick ? ['--quick'] : [], node: [], needsRoot: true },
   { title: 'Packet rate through the director: 64-byte UDP on the namespace lab, against the raw ceiling and nftables', file: 'net.js', args: quick ? ['--quick'] : [], node: [], needsRoot: true },
   { title: 'Connection rate through the director: wrk, one connection per request, against HAProxy', file: 'conn.js', args: quick ? ['--quick'] : [], node: [], needsRoot: true },
+  { title: 'Failover: kill -9 of the active lvsd with N long-lived NAT connections, takeover and surviving connections', file: 'failover.js', args: quick ? ['--quick'] : [], node: [], needsRoot: true },
 ];
 const isRoot = process.getuid?.() === 0;
 
