@@ -32,6 +32,7 @@ export interface ReplicationOptions {
 }
 
 export interface ReplicationStatus {
+  /** A sync link is up (outgoing on the active, incoming on the backup). */
   linked: boolean;
   dumpsSent: number;
   dumpsReceived: number;
@@ -129,7 +130,7 @@ export class Replication {
 
   status(): ReplicationStatus {
     return {
-      linked: this.o.channel.linked,
+      linked: this.o.channel.stats.links.up > 0,
       dumpsSent: this.dumpsSent,
       dumpsReceived: this.dumpsReceived,
       lastDump: this.lastDump,

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Lab } from '../../src/lab/lab.js';
 import { CLIENTS, makeLab, waitFor } from './setup.js';
 import { LvsdProcess, type LogRecord } from './lvsd-process.js';
+import { ControlClient } from '../../src/cli/client.js';
 
 let lab: Lab;
 let dir: string;
@@ -156,6 +157,22 @@ describe('two lvsd routers', () => {
     const r = JSON.parse(echo.stdout.trim().split('\n').pop()!);
     expect(r.totals.survived).toBe(4);
     expect(b.has(isActive)).toBe(false);
+    // The control socket's status: roles, who is active, the partner heard, the sync link up.
+    const status = async (p: LvsdProcess) => {
+      const c = await ControlClient.connect(p.socket);
+      try {
+        return (await c.request({ op: 'status' })) as { director: { active: boolean }; failover: Record<string, any> };
+      } finally {
+        c.close();
+      }
+    };
+    await waitFor('the sync link', async () => (await status(b)).failover.sync.linked === true);
+    const sa = await status(a);
+    const sb = await status(b);
+    expect(sa).toMatchObject({ director: { active: true }, failover: { mode: 'pulse', role: 'primary', active: true, partnerAlive: true } });
+    expect(sb).toMatchObject({ director: { active: false }, failover: { mode: 'pulse', role: 'backup', active: false, partnerAlive: true } });
+    expect(sb.failover.sync.dumpsReceived).toBeGreaterThanOrEqual(1);
+    expect(sa.failover.sync.lastConfigResult).toMatchObject({ ok: true });
   }, 60_000);
 
   it('kill -9 of the active: the backup takes the VIPs after deadtime and serves new connections; the guardian takes the dead router\'s addresses down', async () => {
