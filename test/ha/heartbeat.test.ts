@@ -2,9 +2,10 @@ import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/dataplane/native.js';
-import { Heartbeat, configDigest, type Clock, type HeartbeatEvent, type HeartbeatOptions, type RejectedEvent } from '../../src/ha/heartbeat.js';
+import { Heartbeat, configDigest, type HeartbeatEvent, type HeartbeatOptions, type RejectedEvent } from '../../src/ha/heartbeat.js';
 import { PIRANHA_MAGIC, encodeLvsd } from '../../src/ha/heartbeat-wire.js';
 import { Netns, cleanupOnExit, removeAllNamespaces } from '../../src/lab/netns.js';
+import { ManualClock } from '../helpers/clock.js';
 
 // The test process's JS thread moves into a namespace of its own: 198.18.0.1-3 (public) and
 // 198.18.1.1-2 (private) live on its loopback, and nothing here touches the host's network.
@@ -22,28 +23,6 @@ const B = '198.18.0.2';
 const STRANGER = '198.18.0.3';
 const PORT = 539;
 
-/** Time that moves only when the test says so: timers fire inside advance(), in order. */
-class ManualClock implements Clock {
-  t = 0;
-  private id = 0;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-  now(): number { return this.t; }
-  wall(): number { return 1_800_000_000_000 + this.t; }
-  setTimer(fn: () => void, ms: number): unknown { const id = ++this.id; this.timers.set(id, { at: this.t + ms, fn }); return id; }
-  clearTimer(h: unknown): void { this.timers.delete(h as number); }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (next === undefined || e[1].at < next[1].at)) next = e;
-      if (next === undefined) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
 
 /** The next `event` on `em` that satisfies `pred` (fails after 5 s instead of hanging). */
 function next<T>(em: EventEmitter, event: string, pred: (v: T) => boolean = () => true): Promise<T> {
