@@ -32,8 +32,8 @@ backup = ${d2!.address4.pub}
 backup_private = ${d2!.address4.priv}
 backup_active = 1
 heartbeat_port = 539
-keepalive = ${opts.keepalive ?? 0.2}
-deadtime = ${opts.deadtime ?? 1}
+keepalive = ${opts.keepalive ?? 0.25}
+deadtime = ${opts.deadtime ?? 2}
 heartbeat_key = heartbeat.key
 arp_count = 3
 arp_interval = 0.3
@@ -193,7 +193,7 @@ describe('two lvsd routers', () => {
     // forwarded untranslated (the client would answer those with resets).
     expect(() => execFileSync('ip', ['netns', 'exec', lab.directors[0]!.ns.name, 'nft', 'list', 'table', 'netdev', 'lvsd'], { stdio: 'pipe' })).not.toThrow();
     expect(ipAddrs(lab.directors[1]!.ns.name)).toEqual(expect.arrayContaining([lab.vip4(0), lab.vip4(1), lab.natRouter4]));
-    console.log(`takeover logged ${Number(took.time) - killedAt} ms after kill -9 (deadtime 1 s)`);
+    console.log(`takeover logged ${Number(took.time) - killedAt} ms after kill -9 (keepalive 0.25 s, deadtime 2 s)`);
   }, 60_000);
 
   it('the returning primary stays backup (no preemption)', async () => {
